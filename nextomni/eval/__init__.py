@@ -1,0 +1,1 @@
+"""Held-out evaluation of every task, and the judges that score generated media."""

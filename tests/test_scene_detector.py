@@ -1,0 +1,46 @@
+"""The scene detector is exact on clean renders and tolerant to mild blur and noise."""
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from nextomni.data.world import Scene, random_scene, render
+from nextomni.eval.scene_detector import detect
+
+
+def test_exact_on_1000_clean_renders():
+    wrong = [s for s in range(1000) if detect(render(random_scene(s))) != random_scene(s)]
+    assert wrong == []
+
+
+def test_exact_at_other_sizes_and_from_pil():
+    for s in range(100):
+        scene = random_scene(10_000 + s)
+        assert detect(render(scene, 96)) == scene
+        assert detect(Image.fromarray(render(scene))) == scene
+
+
+def test_empty_scene():
+    assert detect(render(Scene((), "white"))) == Scene((), "white")
+
+
+@pytest.mark.parametrize("blur,noise", [(0.8, 0.0), (0.0, 8.0), (1.0, 6.0)])
+def test_tolerant_to_mild_blur_and_noise(blur, noise):
+    rng = np.random.default_rng(0)
+    hits = 0
+    for s in range(500):
+        scene = random_scene(20_000 + s)
+        img = render(scene).astype(np.float32)
+        if blur:
+            img = cv2.GaussianBlur(img, (0, 0), blur)
+        img = img + rng.normal(0, noise, img.shape)
+        hits += detect(np.clip(np.round(img), 0, 255).astype(np.uint8)) == scene
+    assert hits / 500 >= 0.95
+
+
+def test_rejects_what_is_not_a_picture():
+    with pytest.raises(ValueError, match="H x W x 3"):
+        detect(np.zeros((64, 64), np.uint8))
+    with pytest.raises(ValueError, match="uint8"):
+        detect(np.zeros((64, 64, 3), np.float32))
