@@ -217,3 +217,29 @@ def test_large_vocabulary_within_memory_bound():
                          check=True)
     extra_mb = float(out.stdout.strip().splitlines()[-1])
     assert extra_mb < 1024
+
+
+def test_rows_with_different_layouts():
+    """Per-row spaces ([B, N]); -1 marks slots that are not variables and stay untouched."""
+    text, codes = metric_path(12, seed=5, dtype=torch.float32), metric_path(5, seed=6,
+                                                                           dtype=torch.float32)
+    space = torch.tensor([[0, 0, 1, 1, -1], [1, 0, 0, 0, -1]])
+    x1 = torch.tensor([[7, 3, 4, 2, 9], [1, 11, 0, 5, 9]])
+
+    def denoise(x_t):
+        out = []
+        for k, vocab in ((0, 12), (1, 5)):
+            mask = space == k
+            logits = torch.full((int(mask.sum()), vocab), -1e4)
+            out.append(logits.scatter(1, x1[mask][:, None], 0.0))
+        return out
+
+    x_init = torch.full((2, 5), 9)
+    out = euler_sample(denoise, x_init, [text, codes], space=space, steps=5,
+                       generator=torch.Generator().manual_seed(0))
+    assert torch.equal(out, x1)
+    target = space >= 0
+    assert dfm_loss(denoise, x1, [text, codes], target, space=space) < 1e-3
+    x_t = noise_targets(x1, [text, codes], torch.tensor([0.0, 0.0]), target, space=space,
+                        generator=torch.Generator().manual_seed(1))
+    assert (x_t[space == 1] < 5).all() and (x_t[:, 4] == 9).all()

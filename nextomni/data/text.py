@@ -51,6 +51,12 @@ def join_and(items: list[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
+def region_phrase(scene: Scene, cell: tuple[int, int]) -> str:
+    """What one grid cell holds: 'large red circle' or 'empty', and the background."""
+    shape = scene.at(cell)
+    return f"{shape.noun() if shape else 'empty'} on {scene.background}"
+
+
 def scene_phrase(scene: Scene) -> str:
     """Everything in the scene, row-major: 'a small blue star at the top and ... on a black
     background'."""

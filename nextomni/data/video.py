@@ -115,3 +115,22 @@ def tone_track(motion: Motion) -> np.ndarray | None:
     phase = 2 * np.pi * np.cumsum(freq) / SAMPLE_RATE
     fade = np.minimum(1.0, np.minimum(np.arange(n), np.arange(n)[::-1]) / (0.01 * SAMPLE_RATE))
     return (0.3 * np.sin(phase) * fade).astype(np.float32)
+
+
+def motion_question(motion: Motion, rng: np.random.Generator):
+    """A question about the clip's motion, with its answer (a `text.QA`)."""
+    from nextomni.data.text import QA, pick
+
+    kind = pick(rng, ("direction", "direction", "speed", "what"))
+    if kind == "direction":
+        q = pick(rng, ("which way is the shape moving?", "where are the shapes going?",
+                       "in which direction do the shapes move?", "which way do they move?"))
+        return QA(q, motion.direction, "direction")
+    if kind == "speed":
+        q = pick(rng, ("is it moving slow or fast?", "how fast do the shapes move?"))
+        return QA(q, motion.speed, "speed")
+    shape = motion.scene.shapes[int(rng.integers(len(motion.scene.shapes)))]
+    if sum(s.kind == shape.kind for s in motion.scene.shapes) > 1:
+        return QA("which way is the shape moving?", motion.direction, "direction")
+    q = pick(rng, ("what color is the moving {}?", "what color is the {}?"))
+    return QA(q.format(shape.kind), shape.color, "color")

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from nextomni.dfm.sampler import Denoiser, space_columns
+from nextomni.dfm.path import expand_time
+from nextomni.dfm.sampler import Denoiser, space_masks
 
 
 def sample_time(batch: int, eps: float = 1e-3, generator: torch.Generator | None = None,
@@ -28,10 +29,11 @@ def noise_targets(x1: Tensor, paths, t: Tensor, target: Tensor, space: Tensor | 
                   generator: torch.Generator | None = None) -> Tensor:
     """x_t: target variables of x1 [B, N] drawn from each path at per-example time t [B]."""
     paths = list(paths) if isinstance(paths, (list, tuple)) else [paths]
+    t = expand_time(t, x1)
     x_t = x1.clone()
-    for cols, path in zip(space_columns(space, x1.shape[1], len(paths)), paths):
-        noisy = path.sample(x1[:, cols], t, generator)
-        x_t[:, cols] = torch.where(target[:, cols], noisy, x1[:, cols])
+    for mask, path in zip(space_masks(space, x1.shape, len(paths)), paths):
+        sel = mask.to(x1.device) & target
+        x_t[sel] = path.sample(x1[sel], t[sel], generator)
     return x_t
 
 
@@ -41,7 +43,9 @@ def dfm_loss(denoiser: Denoiser, x1: Tensor, paths, target: Tensor, *,
     """Cross-entropy of the denoiser's prediction of x1 on the target variables.
 
     x1 [B, N] LongTensor; target [B, N] bool (the response, never the prompt); the denoiser
-    returns logits as for `euler_steps`. Returns the mean over all target variables.
+    returns logits as for `euler_steps`, for every variable of each space or only for its
+    target variables (cheaper: a model need not run its heads on the prompt). Returns the mean
+    over all target variables.
     """
     paths = list(paths) if isinstance(paths, (list, tuple)) else [paths]
     target = target.to(torch.bool)
@@ -54,13 +58,25 @@ def dfm_loss(denoiser: Denoiser, x1: Tensor, paths, target: Tensor, *,
     x_t = noise_targets(x1, paths, t, target, space, generator)
     out = denoiser(x_t)
     logits = [out] if isinstance(out, Tensor) else list(out)
-    columns = space_columns(space, x1.shape[1], len(paths))
-    total = x1.new_zeros((), dtype=torch.float32)
-    for cols, lg in zip(columns, logits):
-        mask = target[:, cols]
-        if mask.any():
-            total = total + F.cross_entropy(lg[mask].float(), x1[:, cols][mask], reduction="sum")
-    return total / target.sum()
+    masks = space_masks(space, x1.shape, len(paths))
+    if len(logits) != len(masks):
+        raise ValueError(f"denoiser returned {len(logits)} logit tensors for {len(masks)} spaces")
+    total, count = x1.new_zeros((), dtype=torch.float32), 0
+    for mask, lg in zip(masks, logits):
+        mask = mask.to(x1.device)
+        lg = lg.reshape(-1, lg.shape[-1])
+        scored = target[mask]                      # which of this space's variables count
+        if lg.shape[0] == int(mask.sum()):
+            lg = lg[scored]
+        elif lg.shape[0] != int(scored.sum()):
+            raise ValueError(f"logits for {lg.shape[0]} variables: expected the space's "
+                             f"{int(mask.sum())} or its {int(scored.sum())} target ones")
+        if scored.any():
+            total = total + F.cross_entropy(lg.float(), x1[mask][scored], reduction="sum")
+            count += int(scored.sum())
+    if count == 0:
+        raise ValueError("target selects no variable of any space: nothing to learn")
+    return total / count
 
 
 def drop_condition(x: Tensor, condition: Tensor, p: float, fill: int,

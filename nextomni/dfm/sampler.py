@@ -1,8 +1,9 @@
 """Euler sampler of the DFM continuous-time Markov chain, over mixed vocabularies.
 
-A state is x_t: LongTensor [B, N] of N discrete variables. `space` [N] says which path
-(vocabulary) each variable lives in: text, each image sub-codebook, each audio sub-codebook.
-`fixed` [B, N] or [N] marks the prompt, which never moves. One step from t to t + h:
+A state is x_t: LongTensor [B, N] of N discrete variables. `space` ([N], or [B, N] when rows
+differ in layout) says which path (vocabulary) each variable lives in: text, each image
+sub-codebook, each audio sub-codebook; -1 marks slots that are not variables (never touched).
+`fixed` [B, N] or [N] marks the prompt, which never moves either. One step from t to t + h:
 
     x1   ~ p(x1 | x_t)                     denoiser(x_t); greedy, or temperature / top-k
     u    = path.velocity(x_t, x1, t)       [.., K] rates towards every token
@@ -10,9 +11,10 @@ A state is x_t: LongTensor [B, N] of N discrete variables. `space` [N] says whic
     at the step that reaches t = 1:  x_t = x1
 
 The denoiser gets no time input: it sees x_t and returns logits, a [B, N, K] tensor for a
-single space or a list with one [B, N_k, K_k] tensor per space (its variables in sequence
-order). A denoiser that samples x1 itself (a head that predicts sub-codes one after another)
-may instead return the chosen tokens as an integer [B, N] tensor.
+single space or a list with one tensor per space holding the logits of that space's variables
+in row-major order ([M_k, K_k], or [B, N_k, K_k] when every row has N_k of them). A denoiser
+that samples x1 itself (a head that predicts sub-codes one after another) may instead return
+the chosen tokens as an integer [B, N] tensor.
 """
 
 from __future__ import annotations
@@ -72,20 +74,22 @@ def guided(denoiser: Denoiser, uncond: Denoiser, scale: float) -> Denoiser:
     return both
 
 
-def space_columns(space: Tensor | None, n: int, n_paths: int) -> list[Tensor]:
-    """Column indices of each space, in sequence order."""
+def space_masks(space: Tensor | None, shape: torch.Size, n_paths: int) -> list[Tensor]:
+    """One [B, N] bool mask per path: which variables live in it."""
+    b, n = shape
     if space is None:
         if n_paths != 1:
             raise ValueError("several paths need `space` to say which variable uses which")
-        return [torch.arange(n)]
-    if space.shape != (n,):
-        raise ValueError(f"space must be [N={n}], got {tuple(space.shape)}")
-    if space.numel() and (int(space.min()) < 0 or int(space.max()) >= n_paths):
-        raise ValueError(f"space ids must lie in [0, {n_paths})")
-    return [torch.nonzero(space == k).reshape(-1) for k in range(n_paths)]
+        return [torch.ones(b, n, dtype=torch.bool)]
+    if space.shape not in ((n,), (b, n)):
+        raise ValueError(f"space must be [N={n}] or [B={b}, N={n}], got {tuple(space.shape)}")
+    if space.numel() and (int(space.min()) < -1 or int(space.max()) >= n_paths):
+        raise ValueError(f"space ids must lie in [-1, {n_paths})")
+    space = space.expand(b, n)
+    return [space == k for k in range(n_paths)]
 
 
-def _predict_x1(out: Logits, columns: list[Tensor], x_t: Tensor, temperature, top_k,
+def _predict_x1(out: Logits, masks: list[Tensor], x_t: Tensor, temperature, top_k,
                 generator) -> Tensor:
     if isinstance(out, Tensor) and not out.is_floating_point():
         if out.shape != x_t.shape:
@@ -93,14 +97,15 @@ def _predict_x1(out: Logits, columns: list[Tensor], x_t: Tensor, temperature, to
                              f"expected {tuple(x_t.shape)}")
         return out
     logits = [out] if isinstance(out, Tensor) else list(out)
-    if len(logits) != len(columns):
-        raise ValueError(f"denoiser returned {len(logits)} logit tensors for {len(columns)} spaces")
-    x1 = torch.empty_like(x_t)
-    for cols, lg in zip(columns, logits):
-        if lg.shape[:2] != (x_t.shape[0], cols.numel()):
-            raise ValueError(f"logits {tuple(lg.shape)} do not cover [B={x_t.shape[0]}, "
-                             f"N={cols.numel()}] variables")
-        x1[:, cols] = choose_x1(lg, temperature, top_k, generator)
+    if len(logits) != len(masks):
+        raise ValueError(f"denoiser returned {len(logits)} logit tensors for {len(masks)} spaces")
+    x1 = x_t.clone()
+    for mask, lg in zip(masks, logits):
+        lg = lg.reshape(-1, lg.shape[-1])
+        if lg.shape[0] != int(mask.sum()):
+            raise ValueError(f"logits for {lg.shape[0]} variables, but the space has "
+                             f"{int(mask.sum())}")
+        x1[mask] = choose_x1(lg, temperature, top_k, generator)
     return x1
 
 
@@ -133,24 +138,24 @@ def euler_steps(denoiser: Denoiser, x_init: Tensor, paths, *, space: Tensor | No
     if x_init.dim() != 2:
         raise ValueError(f"x_init must be [B, N], got {tuple(x_init.shape)}")
     grid = _time_grid(steps, time_grid)
-    columns = space_columns(space, x_init.shape[1], len(paths))
+    masks = [m.to(x_init.device) for m in space_masks(space, x_init.shape, len(paths))]
     fixed = _fixed_mask(fixed, x_init)
     x_t = x_init.clone()
-    for cols, path in zip(columns, paths):
-        noise = path.sample_source((x_init.shape[0], cols.numel()), generator).to(x_t.device)
-        x_t[:, cols] = torch.where(fixed[:, cols], x_init[:, cols], noise)
+    for mask, path in zip(masks, paths):
+        free = mask & ~fixed
+        x_t[free] = path.sample_source((int(free.sum()),), generator).to(x_t.device)
     total = len(grid) - 1
     for i in range(total):
         t, t_next = float(grid[i]), float(grid[i + 1])
-        x1 = _predict_x1(denoiser(x_t), columns, x_t, temperature, top_k, generator)
+        x1 = _predict_x1(denoiser(x_t), masks, x_t, temperature, top_k, generator)
         x1 = torch.where(fixed, x_init, x1)
         if t_next >= 1.0:
             x_next = x1.clone()
         else:
             x_next = x_t.clone()
-            for cols, path in zip(columns, paths):
-                x_next[:, cols] = euler_jump(path, x_t[:, cols], x1[:, cols], t, t_next - t,
-                                             generator)
+            for mask, path in zip(masks, paths):
+                free = mask & ~fixed
+                x_next[free] = euler_jump(path, x_t[free], x1[free], t, t_next - t, generator)
         x_t = torch.where(fixed, x_init, x_next)
         yield SamplerStep(i + 1, total, t_next, x_t, x1)
 

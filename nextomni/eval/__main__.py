@@ -1,0 +1,38 @@
+"""python -m nextomni.eval --checkpoint checkpoints/nano [--n N] [--steps S] [--json FILE]
+
+Held-out evaluation of every task of the omni model (see nextomni/eval/omni.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+
+def main(argv=None) -> None:
+    from nextomni.eval.metrics import report
+    from nextomni.eval.omni import LAYOUT, evaluate
+    from nextomni.model.loading import load_checkpoint
+
+    p = argparse.ArgumentParser(prog="python -m nextomni.eval", description=__doc__)
+    p.add_argument("--checkpoint", default="checkpoints/nano")
+    p.add_argument("--n", type=int, default=200, help="held-out items per task")
+    p.add_argument("--steps", type=int, default=16, help="DFM sampling steps")
+    p.add_argument("--tasks", default=",".join(LAYOUT), help="comma-separated subset")
+    p.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    a = p.parse_args(argv)
+    if a.n < 1:
+        p.error("--n must be at least 1")
+    tasks = [t for t in a.tasks.split(",") if t]
+    unknown = [t for t in tasks if t not in LAYOUT]
+    if unknown:
+        p.error(f"unknown task(s) {unknown}; choose from {', '.join(LAYOUT)}")
+    logging.basicConfig(level=logging.INFO)
+    model, fmt = load_checkpoint(a.checkpoint)
+    result = evaluate(model, fmt, a.n, a.steps, tasks)
+    report(result, a.json)
+
+
+if __name__ == "__main__":
+    main()

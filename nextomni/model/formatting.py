@@ -1,0 +1,122 @@
+"""Chat turns -> `Sequence`: tokenizes every part and lays the turns out in the chat format.
+
+Parts may be OmniWorld objects (a `Scene`, `Speech`, `Motion`: rendered / spoken here) or
+media (an RGB image array or PIL image, a 16 kHz waveform, a `media.VideoClip`), so training,
+evaluation and the engine all format through this one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from nextomni.data.speech import speak
+from nextomni.data.tasks import Part, Speech, Turn
+from nextomni.data.video import Motion, render_video, tone_track
+from nextomni.data.world import Scene, render
+from nextomni.media import VideoClip
+from nextomni.model.config import OmniConfig
+from nextomni.model.sequence import Sequence, SequenceBuilder
+from nextomni.tokenizers.special import EOS
+from nextomni.tokenizers.video import encode_video
+
+
+@dataclass
+class Tokenizers:
+    text: object
+    image: object
+    audio: object
+
+
+class ChatFormatter:
+    def __init__(self, config: OmniConfig, tokenizers: Tokenizers, speech_cache: dict | None = None):
+        self.config, self.tok = config, tokenizers
+        self.speech_cache = speech_cache if speech_cache is not None else {}
+        self._newline = tokenizers.text.encode("\n")
+        self._roles = {r: tokenizers.text.encode(r + "\n") for r in ("user", "assistant",
+                                                                      "system")}
+
+    # ------------------------------------------------------------------ parts
+    def image_codes(self, value) -> torch.Tensor:
+        if isinstance(value, Scene):
+            value = render(value)
+        if isinstance(value, Image.Image):
+            value = np.asarray(value.convert("RGB"))
+        return self.tok.image.encode(np.asarray(value)[None])[0]
+
+    def audio_codes(self, value) -> torch.Tensor:
+        if isinstance(value, Speech):
+            key = (value.text, value.voice)
+            if key not in self.speech_cache:
+                self.speech_cache[key] = self.tok.audio.encode(speak(value.text, value.voice))
+            return self.speech_cache[key]
+        return self.tok.audio.encode(np.asarray(value, dtype=np.float32))
+
+    def video_tokens(self, value):
+        if isinstance(value, Motion):
+            frames, sound = render_video(value), tone_track(value)
+        elif isinstance(value, VideoClip):
+            frames, sound = value.frames, value.audio
+        else:
+            raise ValueError(f"cannot read a video from {type(value).__name__}")
+        return encode_video(frames, sound, self.tok.image, self.tok.audio,
+                            self.config.video_frames, self.config.image_grid // self.config.video_grid)
+
+    def add_part(self, b: SequenceBuilder, part: Part, target: bool) -> None:
+        if part.kind == "text":
+            b.text(self.tok.text.encode(str(part.value)), target)
+        elif part.kind == "image":
+            b.image(self.image_codes(part.value), target)
+        elif part.kind == "audio":
+            codes = self.audio_codes(part.value)
+            if target:
+                codes = self.pad_audio(codes)
+            b.audio(codes, target)
+        elif part.kind == "video":
+            v = self.video_tokens(part.value)
+            b.video(v.frames, v.audio, target)
+        else:
+            raise ValueError(f"unknown part kind {part.kind!r}")
+
+    def pad_audio(self, codes: torch.Tensor) -> torch.Tensor:
+        """Fill generated speech with the silence code to a whole number of blocks."""
+        extra = (-len(codes)) % self.config.block_size
+        if not extra:
+            return codes
+        silence = torch.tensor(self.config.audio_silence, dtype=codes.dtype).expand(extra, -1)
+        return torch.cat([codes, silence])
+
+    # ------------------------------------------------------------------ turns
+    def prompt(self, turns: list[Turn]) -> SequenceBuilder:
+        """Every turn in `turns`, then the opening of the assistant's reply."""
+        b = SequenceBuilder(self.config)
+        for turn in turns:
+            self._check_role(turn.role)
+            b.turn_start(self._roles[turn.role])
+            for part in turn.parts:
+                self.add_part(b, part, target=False)
+            b.turn_end(self._newline)
+        return b.turn_start(self._roles["assistant"])
+
+    def encode(self, turns: list[Turn]) -> Sequence:
+        """A training sequence: the last turn (the assistant's) is the response canvas."""
+        if not turns or turns[-1].role != "assistant":
+            raise ValueError("the last turn of a training example must be the assistant's")
+        b = self.prompt(turns[:-1])
+        for part in turns[-1].parts:
+            self.add_part(b, part, target=True)
+        return b.end_response().build()
+
+    def embedding_sequence(self, part: Part) -> Sequence:
+        """One item alone, closed by `<eos>`: the state there is its unified representation."""
+        b = SequenceBuilder(self.config).turn_start(self._roles["user"])
+        self.add_part(b, part, target=False)
+        return b.turn_end(self._newline).text([EOS]).build()
+
+    @staticmethod
+    def _check_role(role: str) -> None:
+        if role not in ("user", "assistant", "system"):
+            raise ValueError(f"unknown role {role!r}")

@@ -1,0 +1,1 @@
+"""Training entry points: tokenizer warm-up, then the backbone stages."""

@@ -1,0 +1,355 @@
+"""Train the omni model in three stages (PT -> CPT -> SFT) on OmniWorld.
+
+    python -m nextomni.train.omni --out checkpoints/nano [--stages pt,cpt,sft]
+        [--pt-steps N --cpt-steps N --sft-steps N] [--batch 16] [--work runs/omni]
+
+Built on accelerate: the same command runs on CPU, one GPU, or, under `accelerate launch`,
+several GPUs / nodes (each process draws its own batches). bf16 autocast, resumable (state
+under --work every --save-every steps; rerun the command to continue), tqdm, JSON-lines loss
+logs, one seed. Needs the tokenizers in --out (python -m nextomni.train.tokenizers).
+
+Objective per step: DFM cross-entropy on the response variables
+  + w_ret * contrastive loss between unified representations of paired items
+  + w_img * image reconstruction + w_aud * audio reconstruction (tokenizer decoders keep
+    training; their encoders and codebooks stay frozen so the codes do not move).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from nextomni.data.mixture import sample_tasks
+from nextomni.data.speech import random_voice, speak
+from nextomni.data.splits import TRAIN_SEEDS
+from nextomni.data.tasks import Example, Turn, retrieval_pair, text as text_part
+from nextomni.data.world import random_scene, render
+from nextomni.model import OmniConfig, OmniModel
+from nextomni.model.formatting import ChatFormatter, Tokenizers
+from nextomni.model.loading import load_tokenizers
+from nextomni.model.modeling import save_pretrained
+from nextomni.model.objective import dfm_objective
+from nextomni.model.sequence import Batch, collate
+from nextomni.tokenizers import AudioTokenizer, ImageTokenizer
+
+log = logging.getLogger("nextomni.train.omni")
+
+GENERATION_TASKS = ("t2i", "a2i", "tts", "i2s", "edit")
+
+
+@dataclass(frozen=True)
+class OmniTrainConfig:
+    out: Path = Path("checkpoints/nano")
+    work: Path = Path("runs/omni")
+    seed: int = 0
+    # backbone shape (nano)
+    hidden_size: int = 256
+    num_layers: int = 6
+    num_heads: int = 8
+    num_kv_heads: int = 4
+    intermediate_size: int = 768
+    block_size: int = 16
+    # schedule
+    stages: tuple[str, ...] = ("pt", "cpt", "sft")
+    pt_steps: int = 1200
+    cpt_steps: int = 2000
+    sft_steps: int = 1800
+    batch: int = 32            # at most this many examples per step ...
+    batch_tokens: int = 2560   # ... and at most this many padded positions
+    lr: float = 1e-3
+    warmup: int = 200
+    max_len: int = 448
+    cond_dropout: float = 0.1
+    retrieval_pairs: int = 6
+    w_retrieval: float = 0.2
+    w_image_rec: float = 0.1
+    w_audio_rec: float = 0.1
+    save_every: int = 250
+    bf16: bool = True
+    data_workers: int = 1  # processes preparing batches (0: in the training process)
+
+
+def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
+    """Linear warm-up, cosine to 10% over the whole run (all stages)."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    p = min(1.0, (step - warmup) / max(1, total - warmup))
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def drop_condition(ex: Example) -> Example:
+    """The unconditional version of a generation example (classifier-free guidance)."""
+    return Example(ex.task, [Turn("user", [text_part("<|null|>")]), ex.turns[-1]], ex.answer)
+
+
+def silence_code(audio_tok: AudioTokenizer) -> tuple[int, ...]:
+    codes = audio_tok.encode(np.zeros(16_000, np.float32))
+    return tuple(int(c) for c in torch.mode(codes, dim=0).values)
+
+
+def build_model(cfg: OmniTrainConfig, tok: Tokenizers) -> OmniModel:
+    config = OmniConfig.for_tokenizers(
+        tok.text, tok.image, tok.audio, silence=silence_code(tok.audio),
+        hidden_size=cfg.hidden_size, num_layers=cfg.num_layers, num_heads=cfg.num_heads,
+        num_kv_heads=cfg.num_kv_heads, intermediate_size=cfg.intermediate_size,
+        block_size=cfg.block_size)
+    model = OmniModel(config)
+    with torch.no_grad():  # frozen metric spaces / projector inputs from the tokenizers
+        model.image_codebook.copy_(tok.image.vq.codebook)
+        model.audio_codebook.copy_(tok.audio.vq.codebook)
+        emb = tok.image.caption_encoder.emb.weight  # text metric: the caption embedding
+        model.text_metric.copy_(emb[:, : config.text_metric_dim])
+    return model
+
+
+# --------------------------------------------------------------------------- batches
+
+@dataclass
+class Inputs:
+    """One step's data, prepared outside the model (CPU work: rendering, speech, tokenizing)."""
+
+    dfm: Batch              # response-target sequences of the stage's tasks
+    pairs: Batch            # 2n embedding sequences: item, description, item, ...
+    images: torch.Tensor    # [b, 3, S, S] for the image decoder's reconstruction
+    mels: torch.Tensor      # [b, n_mels, T] for the audio decoder's reconstruction
+    frames: torch.Tensor    # [b] valid mel frames
+
+    def to(self, device) -> "Inputs":
+        return Inputs(self.dfm.to(device), self.pairs.to(device), self.images.to(device),
+                      self.mels.to(device), self.frames.to(device))
+
+
+def dfm_batch(fmt: ChatFormatter, stage: str, rng, cfg: OmniTrainConfig) -> Batch:
+    """Examples of the stage until the padded batch would exceed `batch_tokens` (so long
+    multi-turn examples come a few at a time and short ones many, with little padding)."""
+    seqs: list = []
+    longest = 0
+    while len(seqs) < cfg.batch:
+        ex = sample_tasks(stage, rng, 1)[0]
+        if ex.task in GENERATION_TASKS and rng.random() < cfg.cond_dropout:
+            ex = drop_condition(ex)
+        s = fmt.encode(ex.turns)
+        if len(s) > cfg.max_len:
+            continue
+        if seqs and (len(seqs) + 1) * max(longest, len(s)) > cfg.batch_tokens:
+            break
+        seqs.append(s)
+        longest = max(longest, len(s))
+    return collate(seqs)
+
+
+def pair_batch(fmt: ChatFormatter, rng, n: int) -> Batch:
+    seeds = rng.integers(TRAIN_SEEDS.start, TRAIN_SEEDS.stop, size=n)
+    return collate([fmt.embedding_sequence(p) for s in seeds for p in retrieval_pair(int(s))])
+
+
+def mel_batch(tok: AudioTokenizer, rng, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    from nextomni.data.corpus import spoken_sentences
+
+    mels = [torch.from_numpy(tok.mel(speak(spoken_sentences(int(s))[int(rng.integers(5))],
+                                           random_voice(rng))))
+            for s in rng.integers(TRAIN_SEEDS.stop, size=n)]
+    frames = torch.tensor([m.shape[1] for m in mels])
+    c = tok.config
+    silence = float((np.log(c.log_floor) - c.mel_mean) / c.mel_std)
+    out = torch.full((n, c.n_mels, int(frames.max())), silence)
+    for i, m in enumerate(mels):
+        out[i, :, : m.shape[1]] = m
+    return out, frames
+
+
+def prepare_inputs(fmt: ChatFormatter, stage: str, rng, cfg: OmniTrainConfig) -> Inputs:
+    scenes = [random_scene(int(s)) for s in rng.integers(TRAIN_SEEDS.stop, size=8)]
+    images = fmt.tok.image.to_tensor(np.stack([render(s) for s in scenes])).cpu()
+    mels, frames = mel_batch(fmt.tok.audio, rng, 2)
+    return Inputs(dfm_batch(fmt, stage, rng, cfg), pair_batch(fmt, rng, cfg.retrieval_pairs),
+                  images, mels, frames)
+
+
+class InputStream(torch.utils.data.IterableDataset):
+    """Steps' inputs from `start` on, made in a worker process while the model trains."""
+
+    def __init__(self, fmt: ChatFormatter, cfg: OmniTrainConfig, start: int, total: int,
+                 process: int):
+        self.fmt, self.cfg, self.start, self.total, self.process = fmt, cfg, start, total, process
+
+    def __iter__(self):
+        torch.set_num_threads(1)
+        rng = np.random.default_rng([self.cfg.seed, self.process, self.start])
+        for step in range(self.start, self.total):
+            yield prepare_inputs(self.fmt, stage_of(step, self.cfg), rng, self.cfg)
+
+
+class Objective(nn.Module):
+    """Every trainable part behind one forward, so data-parallel wrappers see all of it:
+    the omni model, and the tokenizers' decoders (their encoders and codebooks are frozen,
+    so the codes the model learns on do not move)."""
+
+    def __init__(self, model: OmniModel, image_tok: ImageTokenizer, audio_tok: AudioTokenizer,
+                 cfg: OmniTrainConfig):
+        super().__init__()
+        self.model, self.image_tok, self.audio_tok, self.cfg = model, image_tok, audio_tok, cfg
+        for tok in (image_tok, audio_tok):
+            tok.requires_grad_(False)
+            tok.decoder.requires_grad_(True)
+        self.paths = model.paths()
+
+    def forward(self, x: Inputs) -> dict[str, torch.Tensor]:
+        dfm = dfm_objective(self.model, x.dfm, self.paths)
+        ret = self.retrieval(x.pairs)
+        img = self.image_reconstruction(x.images)
+        aud = self.audio_reconstruction(x.mels, x.frames)
+        c = self.cfg
+        loss = dfm + c.w_retrieval * ret + c.w_image_rec * img + c.w_audio_rec * aud
+        return {"loss": loss, "dfm": dfm, "retrieval": ret, "image_rec": img, "audio_rec": aud}
+
+    def retrieval(self, pairs: Batch) -> torch.Tensor:
+        """InfoNCE between the unified representations of (item, description) pairs."""
+        h = self.model(pairs.ids, pairs.kind, pairs.mpos, pairs.attention_mask).last_hidden_state
+        emb = self.model.unified_embedding(h.float(), pairs.attention_mask.sum(1) - 1)
+        emb = emb.reshape(-1, 2, emb.shape[-1])
+        logits = emb[:, 0] @ emb[:, 1].T / 0.05
+        target = torch.arange(len(emb), device=emb.device)
+        return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
+    def image_reconstruction(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            q = self.image_tok.vq.snap(self.image_tok.latents(x))
+        recon = self.image_tok.decode_vectors(q).float()
+        return F.mse_loss(recon, x) + 0.5 * F.l1_loss(recon, x)
+
+    def audio_reconstruction(self, mel: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            q = self.audio_tok.vq.snap(self.audio_tok.latents(mel))
+        recon = self.audio_tok.decode_vectors(q)[..., : mel.shape[-1]].float()
+        mask = (torch.arange(mel.shape[-1], device=mel.device)[None] < frames[:, None])[:, None]
+        return ((recon - mel) ** 2 * mask).sum() / (mask.sum() * mel.shape[1])
+
+
+# --------------------------------------------------------------------------- loop
+
+def stage_of(step: int, cfg: OmniTrainConfig) -> str:
+    bounds = np.cumsum([getattr(cfg, f"{s}_steps") for s in cfg.stages])
+    return cfg.stages[int(np.searchsorted(bounds, step, side="right"))]
+
+
+def train(cfg: OmniTrainConfig) -> OmniModel:
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    acc = Accelerator(mixed_precision="bf16" if cfg.bf16 else "no")
+    set_seed(cfg.seed)
+    tok = load_tokenizers(cfg.out)
+    model = build_model(cfg, tok)
+    objective = Objective(model, tok.image, tok.audio, cfg)
+    trainable = [p for p in objective.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trainable, cfg.lr, weight_decay=0.01, betas=(0.9, 0.95))
+    wrapped, opt = acc.prepare(objective, opt)
+    objective.paths = [p.to(acc.device) for p in objective.paths]
+    fmt = ChatFormatter(model.config, tok)
+    total = sum(getattr(cfg, f"{s}_steps") for s in cfg.stages)
+    state_dir = cfg.work / "state"
+    start = _resume(acc, state_dir)
+    stream = torch.utils.data.DataLoader(
+        InputStream(fmt, cfg, start, total, acc.process_index), batch_size=None,
+        num_workers=cfg.data_workers, prefetch_factor=2 if cfg.data_workers else None)
+    logfile = cfg.work / "log.jsonl"
+    bar = tqdm(zip(range(start, total), stream), initial=start, total=total, desc="omni",
+               disable=not acc.is_main_process, dynamic_ncols=True)
+    wrapped.train()
+    for step, inputs in bar:
+        stage = stage_of(step, cfg)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, total, cfg.lr, cfg.warmup)
+        inputs = inputs.to(acc.device)
+        with acc.autocast():
+            parts = wrapped(inputs)
+        opt.zero_grad(set_to_none=True)
+        acc.backward(parts["loss"])
+        acc.clip_grad_norm_(trainable, 1.0)
+        opt.step()
+        values = {k: round(v.item(), 4) for k, v in parts.items()}
+        bar.set_postfix(stage=stage, dfm=values["dfm"], ret=values["retrieval"])
+        if acc.is_main_process and step % 25 == 0:
+            _log(logfile, {"step": step, "stage": stage, **values, "len": inputs.dfm.ids.shape[1],
+                           "lr": opt.param_groups[0]["lr"], "time": time.time()})
+        if (step + 1) % cfg.save_every == 0 or step + 1 == total:
+            _save_state(acc, state_dir, step + 1)
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+        export(model, tok, cfg.out)
+    return model
+
+
+def export(model: OmniModel, tok: Tokenizers, out: Path) -> None:
+    """The shipped checkpoint: bf16 weights (half the bytes), tokenizers beside them."""
+    model = model.to(torch.bfloat16) if any(p.dtype == torch.float32 for p in model.parameters()) \
+        else model
+    save_pretrained(model, out)
+    tok.image.save_pretrained(out / "image_tokenizer")
+    tok.audio.save_pretrained(out / "audio_tokenizer")
+    log.info("saved %s", out)
+
+
+def _resume(acc, state_dir: Path) -> int:
+    meta = state_dir / "step.json"
+    if not meta.exists():
+        return 0
+    acc.load_state(str(state_dir))
+    step = json.loads(meta.read_text())["step"]
+    log.info("resuming at step %d", step)
+    return step
+
+
+def _save_state(acc, state_dir: Path, step: int) -> None:
+    acc.save_state(str(state_dir))
+    if acc.is_main_process:
+        (state_dir / "step.json").write_text(json.dumps({"step": step}))
+
+
+def _log(path: Path, record: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def parse_args(argv=None) -> OmniTrainConfig:
+    d = OmniTrainConfig()
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, default=d.out)
+    p.add_argument("--work", type=Path, default=d.work)
+    p.add_argument("--stages", default=",".join(d.stages))
+    for name in ("pt_steps", "cpt_steps", "sft_steps", "batch", "seed", "hidden_size",
+                 "num_layers", "block_size", "save_every"):
+        p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--no-bf16", action="store_true")
+    a = p.parse_args(argv)
+    stages = tuple(s.strip() for s in a.stages.split(",") if s.strip())
+    bad = [s for s in stages if s not in ("pt", "cpt", "sft")]
+    if bad:
+        p.error(f"unknown stage(s) {bad}; choose from pt, cpt, sft")
+    return replace(d, out=a.out, work=a.work, stages=stages, pt_steps=a.pt_steps,
+                   cpt_steps=a.cpt_steps, sft_steps=a.sft_steps, batch=a.batch, seed=a.seed,
+                   hidden_size=a.hidden_size, num_layers=a.num_layers, block_size=a.block_size,
+                   save_every=a.save_every, lr=a.lr, bf16=not a.no_bf16)
+
+
+def main(argv=None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    train(parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()
