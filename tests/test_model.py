@@ -6,36 +6,54 @@ import pytest
 from nextomni.model import AUDIO, IMAGE, TEXT, OmniConfig, OmniModel
 from nextomni.model.modeling import from_pretrained, save_pretrained
 from nextomni.model.objective import dfm_objective
-from nextomni.model.sequence import SequenceBuilder, collate, variable_spaces
+from nextomni.model.sequence import SequenceBuilder, collate, response_blocks, variable_spaces
 
 TINY = OmniConfig(hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2,
                   intermediate_size=128, text_vocab_size=40, image_groups=2,
                   image_codebook_size=16, image_code_dim=8, image_grid=4, video_grid=2,
                   audio_groups=3, audio_codebook_size=8, audio_code_dim=4, block_size=4,
-                  text_metric_dim=8)
+                  text_metric_dim=8, audio_silence=(7, 7, 7))
 
 
-def sample_sequence(seed: int, config=TINY):
+def sample_sequence(seed: int, config=TINY, target_block: int = 2):
+    """A user turn with an image, then a reply of text and speech blocks."""
     g = torch.Generator().manual_seed(seed)
     b = SequenceBuilder(config).turn_start([20, 21]).text(torch.randint(12, 40, (3,), generator=g))
     b.image(torch.randint(16, (16, 2), generator=g)).turn_end([22]).turn_start([23, 21])
-    b.text([30 + seed % 5], target=True)
-    b.audio(torch.randint(8, (3, 3), generator=g), target=True)
-    return b.end_response().build()
+    blocks = response_blocks(config, "audio", torch.randint(8, (6, 3), generator=g))
+    for i in range(target_block + 1):
+        b.block(blocks[i], target=i == target_block)
+    return b.build()
 
 
 def test_sequence_layout():
     s = sample_sequence(0)
     assert s.ids.shape == (len(s), 3) and s.kind.shape == (len(s),)
-    assert int((s.kind == IMAGE).sum()) == 16 and int((s.kind == AUDIO).sum()) == 3
-    n_target = int(s.target.sum())
-    assert n_target % TINY.block_size == 0
+    assert int((s.kind == IMAGE).sum()) == 16 and int((s.kind == AUDIO).sum()) == 8
+    assert int(s.target.sum()) == TINY.block_size
+    assert s.segment.tolist() == sorted(s.segment.tolist())  # segments only grow
+    assert len(set(s.segment[s.target].tolist())) == 1       # the target is one block
     space = variable_spaces(TINY, s.kind[None])[0]
     assert (space[s.kind == TEXT][:, 1:] == -1).all()
     assert (space[s.kind == IMAGE][:, 2] == -1).all()
     assert set(space[s.kind == AUDIO].reshape(-1).tolist()) == {3, 4, 5}
     with pytest.raises(ValueError):
         SequenceBuilder(TINY).image(torch.zeros(5, 2, dtype=torch.long))
+
+
+def test_response_blocks():
+    from nextomni.tokenizers.special import AUDIO_START, EOS, IMAGE_START, PAD
+
+    text = response_blocks(TINY, "text", list(range(10, 16)))
+    assert [len(b) for b in text] == [1, 4, 4] and text[0].ids[0][0] == 10
+    flat = [row[0] for b in text[1:] for row in b.ids]
+    assert flat == [11, 12, 13, 14, 15, EOS, PAD, PAD]
+    image = response_blocks(TINY, "image", torch.zeros(16, 2, dtype=torch.long))
+    assert image[0].ids[0][0] == IMAGE_START and len(image[1]) == 16 and image[2].fixed
+    audio = response_blocks(TINY, "audio", torch.ones(5, 3, dtype=torch.long))
+    assert audio[0].ids[0][0] == AUDIO_START and [len(b) for b in audio[1:-1]] == [4, 4, 4]
+    silence = list(TINY.audio_silence)
+    assert all(row[:3] == silence for row in audio[-2].ids)  # one whole silent block
 
 
 def test_tiny_model_trains_and_loss_drops():
@@ -55,36 +73,48 @@ def test_tiny_model_trains_and_loss_drops():
     assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
 
 
-def first_position_states(config):
+def states_after_changing(config, position: int):
+    """Hidden states of sample_sequence(1) before and after changing one token."""
     torch.manual_seed(0)
     model = OmniModel(config).eval()
     s = collate([sample_sequence(1)])
-    later = s.ids.clone()
-    later[0, -1, 0] = (later[0, -1, 0] + 1) % TINY.text_vocab_size  # change the last token
+    changed = s.ids.clone()
+    changed[0, position, 0] = (changed[0, position, 0] + 1) % 8  # valid in every vocabulary
     with torch.no_grad():
-        a = model(s.ids, s.kind, s.mpos, s.attention_mask).last_hidden_state
-        b = model(later, s.kind, s.mpos, s.attention_mask).last_hidden_state
-    return a[0, 0], b[0, 0]
+        a = model(s.ids, s.kind, s.mpos, s.attention_mask, segment=s.segment).last_hidden_state
+        b = model(changed, s.kind, s.mpos, s.attention_mask,
+                  segment=s.segment).last_hidden_state
+    return s, a[0], b[0]
 
 
-def test_attention_is_bidirectional():
-    a, b = first_position_states(TINY)
-    assert not torch.equal(a, b)  # the first position saw the last one
+def test_attention_is_bidirectional_within_blocks_and_causal_between():
+    s, a, b = states_after_changing(TINY, 4)   # a token inside the first (user) turn
+    same_turn = s.segment[0] == s.segment[0, 4]
+    first = int(same_turn.nonzero()[0])
+    assert first < 4 and not torch.equal(a[first], b[first])  # an earlier position saw it
+    later = s.segment[0] > s.segment[0, 4]
+    assert not torch.equal(a[later], b[later])                # later blocks see it
+    s, a, b = states_after_changing(TINY, len(s.kind[0]) - 1)  # a token of the last block
+    earlier = s.segment[0] < s.segment[0, -1]
+    assert torch.equal(a[earlier], b[earlier])                # earlier blocks never do
     from dataclasses import replace
 
-    a, b = first_position_states(replace(TINY, causal=True))  # the AR baseline's mask
-    assert torch.equal(a, b)
+    s, a, b = states_after_changing(replace(TINY, causal=True), 4)  # the AR baseline
+    assert torch.equal(a[:4], b[:4])
 
 
 def test_padding_is_masked():
     torch.manual_seed(0)
     model = OmniModel(TINY).eval()
     short, long = sample_sequence(2), sample_sequence(3)
+    short = sample_sequence(2, target_block=1)
     batch = collate([short, long])
     alone = collate([short])
     with torch.no_grad():
-        a = model(batch.ids, batch.kind, batch.mpos, batch.attention_mask).last_hidden_state
-        b = model(alone.ids, alone.kind, alone.mpos, alone.attention_mask).last_hidden_state
+        a = model(batch.ids, batch.kind, batch.mpos, batch.attention_mask,
+                  segment=batch.segment).last_hidden_state
+        b = model(alone.ids, alone.kind, alone.mpos, alone.attention_mask,
+                  segment=alone.segment).last_hidden_state
     assert torch.allclose(a[0, : len(short)], b[0], atol=1e-5)
 
 
@@ -131,7 +161,7 @@ def test_formatter_lays_out_every_task():
         AudioTokenizer, AudioTokenizerConfig, ImageTokenizer, ImageTokenizerConfig,
         TextTokenizer,
     )
-    from nextomni.tokenizers.special import EOS, IM_START, PAD
+    from nextomni.tokenizers.special import IM_START
 
     text_tok = TextTokenizer.train(text_corpus(range(200)))
     torch.manual_seed(0)
@@ -142,19 +172,22 @@ def test_formatter_lays_out_every_task():
     config = OmniConfig.for_tokenizers(text_tok, image_tok, audio_tok, silence=(1, 2, 3, 0))
     assert (config.image_groups, config.image_code_dim, config.audio_codebook_size) == (4, 8, 8)
     fmt = ChatFormatter(config, Tokenizers(text_tok, image_tok, audio_tok))
+    rng = __import__("numpy").random.default_rng(0)
     for task in sorted(TASKS):
-        s = fmt.encode(make_example(task, 0).turns)
+        turns = make_example(task, 0).turns
+        s = fmt.encode(turns, rng)
         n = int(s.target.sum())
-        assert n % config.block_size == 0, task
-        first = int(s.target.nonzero()[0])
-        assert s.ids[first - 3, 0] == IM_START  # "<|im_start|>assistant\n" opens the reply
-        tail = s.ids[s.target][:, 0][s.kind[s.target] == TEXT].tolist()
-        assert EOS in tail and all(t == PAD for t in tail[tail.index(EOS) + 1:]), task
+        assert n >= 1 and len(set(s.segment[s.target].tolist())) == 1, task
+        start = int(s.target.nonzero()[0])
+        assert s.target[start:].all()  # the target block is last; later blocks are cut
+        full = fmt.encode(turns)       # without rng: the last trainable block
         if task in ("t2i", "a2i", "edit"):
-            assert int((s.kind[s.target] == IMAGE).sum()) == config.image_positions
+            assert int((full.kind[full.target] == IMAGE).sum()) == config.image_positions
         if task in ("tts", "i2s"):
-            audio_rows = s.ids[s.target & (s.kind == AUDIO)]
-            assert len(audio_rows) % config.block_size == 0
+            assert (full.kind[full.target] == AUDIO).all()
+            assert n % config.block_size == 0 or n == 1
+        header = s.segment == s.segment[start] - 1
+        assert s.ids[header][0, 0] == IM_START or int(s.segment[start]) > 0
     with pytest.raises(ValueError, match="assistant"):
         fmt.encode(make_example("vqa", 0).turns[:1])
     with pytest.raises(ValueError, match="silence"):

@@ -16,26 +16,24 @@ from nextomni.data.world import random_scene
 from nextomni.eval.metrics import wer, words
 from nextomni.eval.parse import caption_attribute_accuracy
 from nextomni.eval.scene_detector import detect
-from nextomni.model.generate import generate
+from nextomni.model.generate import DecodeOptions, generate
 from nextomni.model.sequence import collate
 
-LAYOUT = {"caption": ("text", 48), "vqa": ("text", 16), "asr": ("text", 48),
-          "spoken_vqa": ("text", 16), "video": ("text", 16), "t2i": ("image", 0),
-          "a2i": ("image", 0), "edit": ("image", 0), "tts": ("audio", 176),
-          "i2s": ("audio", 176)}
+# The reply each task expects; the model decides the layout itself, and a wrong one scores 0.
+LAYOUT = {"caption": "text", "vqa": "text", "asr": "text", "spoken_vqa": "text",
+          "video": "text", "t2i": "image", "a2i": "image", "edit": "image", "tts": "audio",
+          "i2s": "audio"}
 KEYS = ("caption_acc", "vqa_acc", "asr_wer", "t2i_acc", "tts_wer", "video_acc",
         "retrieval_r1", "edit_acc")
 
 
 class Evaluator:
-    def __init__(self, model, fmt, steps: int = 16, seed: int = 0):
-        self.model, self.fmt, self.steps, self.seed = model, fmt, steps, seed
-        self.paths = [p.to(next(model.parameters()).device) for p in model.paths()]
+    def __init__(self, model, fmt, options: DecodeOptions = DecodeOptions(), seed: int = 0):
+        self.model, self.fmt, self.options, self.seed = model, fmt, options, seed
 
-    def respond(self, turns: list[Turn], layout: str, length: int, i: int):
+    def respond(self, turns: list[Turn], i: int):
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + i)
-        return generate(self.model, self.fmt.prompt(turns), layout, length, self.steps,
-                        generator=g, paths=self.paths)
+        return generate(self.model, self.fmt.prompt(turns), self.options, g)
 
     def text(self, ids) -> str:
         return self.fmt.tok.text.decode(ids)
@@ -49,19 +47,19 @@ class Evaluator:
         wav = self.fmt.tok.audio.decode(codes)
         probe = self.text(self.fmt.tok.audio.recognize(self.fmt.tok.audio.encode(wav)))
         turns = [Turn("user", [Part("audio", wav), text_part("transcribe this.")])]
-        own = self.text(self.respond(turns, "text", 48, i).text_ids)
+        own = self.text(self.respond(turns, i).text_ids)
         return own, probe
 
     def task(self, name: str, n: int) -> dict:
-        layout, length = LAYOUT[name]
         refs, outs, probes, hits = [], [], [], []
         for i, seed in enumerate(tqdm(heldout(n), desc=name, leave=False)):
             ex = make_example(name, seed)
-            out = self.respond(ex.turns[:-1], layout, length, i)
-            if layout == "image":
-                hits.append(self.image_scene(out.image_codes) == ex.answer)
-            elif layout == "audio":
-                own, probe = self.hear(out.audio_codes, i)
+            out = self.respond(ex.turns[:-1], i)
+            wrong_layout = out.layout != LAYOUT[name]
+            if LAYOUT[name] == "image":
+                hits.append(not wrong_layout and self.image_scene(out.image_codes) == ex.answer)
+            elif LAYOUT[name] == "audio":
+                own, probe = ("", "") if wrong_layout else self.hear(out.audio_codes, i)
                 refs.append(ex.answer), outs.append(own), probes.append(probe)
             elif name == "caption":
                 c, t = caption_attribute_accuracy(ex.answer, self.text(out.text_ids))
@@ -83,7 +81,8 @@ class Evaluator:
         for i in range(0, len(parts), batch):
             seqs = [self.fmt.embedding_sequence(p) for p in parts[i:i + batch]]
             b = collate(seqs).to(next(self.model.parameters()).device)
-            h = self.model(b.ids, b.kind, b.mpos, b.attention_mask).last_hidden_state
+            h = self.model(b.ids, b.kind, b.mpos, b.attention_mask,
+                           segment=b.segment).last_hidden_state
             out.append(self.model.unified_embedding(h.float(), b.attention_mask.sum(1) - 1))
         return torch.cat(out)
 
@@ -98,7 +97,7 @@ class Evaluator:
 def evaluate(model, fmt, n: int = 200, steps: int = 16, tasks=None, seed: int = 0) -> dict:
     """One number per task; the issue's keys plus a few more (spoken VQA, audio->image,
     image->speech, the probe's view of generated speech)."""
-    ev = Evaluator(model, fmt, steps, seed)
+    ev = Evaluator(model, fmt, DecodeOptions(steps=steps), seed)
     tasks = tasks or list(LAYOUT)
     result: dict[str, float] = {}
     for name in tasks:

@@ -28,7 +28,7 @@ class OmniConfig:
     max_positions: int = 2048
     rope_theta: float = 10_000.0
     rms_norm_eps: float = 1e-6
-    causal: bool = False  # True only for the autoregressive baseline
+    causal: bool = False  # True only for the autoregressive baseline (token-causal mask)
     # vocabularies
     text_vocab_size: int = 560
     image_groups: int = 4
@@ -96,7 +96,7 @@ class OmniConfig:
             num_attention_heads=self.num_heads, num_key_value_heads=self.num_kv_heads,
             max_position_embeddings=self.max_positions, rope_theta=self.rope_theta,
             rms_norm_eps=self.rms_norm_eps, tie_word_embeddings=False)
-        cfg.is_causal = self.causal
+        cfg.is_causal = False  # attention is given as an explicit block-causal mask
         return cfg
 
     def to_json(self) -> str:

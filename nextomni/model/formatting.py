@@ -19,7 +19,9 @@ from nextomni.data.video import Motion, render_video, tone_track
 from nextomni.data.world import Scene, render
 from nextomni.media import VideoClip
 from nextomni.model.config import OmniConfig
-from nextomni.model.sequence import Sequence, SequenceBuilder
+from nextomni.model.sequence import (
+    Block, Sequence, SequenceBuilder, pick_target, response_blocks,
+)
 from nextomni.tokenizers.special import EOS
 from nextomni.tokenizers.video import encode_video
 
@@ -65,56 +67,63 @@ class ChatFormatter:
         return encode_video(frames, sound, self.tok.image, self.tok.audio,
                             self.config.video_frames, self.config.image_grid // self.config.video_grid)
 
-    def add_part(self, b: SequenceBuilder, part: Part, target: bool) -> None:
+    def add_part(self, b: SequenceBuilder, part: Part) -> None:
+        """A part of a prompt turn."""
         if part.kind == "text":
-            b.text(self.tok.text.encode(str(part.value)), target)
+            b.text(self.tok.text.encode(str(part.value)))
         elif part.kind == "image":
-            b.image(self.image_codes(part.value), target)
+            b.image(self.image_codes(part.value))
         elif part.kind == "audio":
-            codes = self.audio_codes(part.value)
-            if target:
-                codes = self.pad_audio(codes)
-            b.audio(codes, target)
+            b.audio(self.audio_codes(part.value))
         elif part.kind == "video":
             v = self.video_tokens(part.value)
-            b.video(v.frames, v.audio, target)
+            b.video(v.frames, v.audio)
         else:
             raise ValueError(f"unknown part kind {part.kind!r}")
 
-    def pad_audio(self, codes: torch.Tensor) -> torch.Tensor:
-        """Fill generated speech with the silence code to a whole number of blocks."""
-        extra = (-len(codes)) % self.config.block_size
-        if not extra:
-            return codes
-        silence = torch.tensor(self.config.audio_silence, dtype=codes.dtype).expand(extra, -1)
-        return torch.cat([codes, silence])
+    def response_blocks(self, part: Part) -> list[Block]:
+        """The blocks of a reply holding one part (text, an image or speech)."""
+        if part.kind == "text":
+            return response_blocks(self.config, "text", self.tok.text.encode(str(part.value)))
+        if part.kind == "image":
+            return response_blocks(self.config, "image", self.image_codes(part.value))
+        if part.kind == "audio":
+            return response_blocks(self.config, "audio", self.audio_codes(part.value))
+        raise ValueError(f"a reply holds text, an image or audio, not {part.kind!r}")
 
     # ------------------------------------------------------------------ turns
     def prompt(self, turns: list[Turn]) -> SequenceBuilder:
-        """Every turn in `turns`, then the opening of the assistant's reply."""
+        """Every turn in `turns` (a segment each), then the opening of the assistant's reply."""
         b = SequenceBuilder(self.config)
         for turn in turns:
             self._check_role(turn.role)
             b.turn_start(self._roles[turn.role])
             for part in turn.parts:
-                self.add_part(b, part, target=False)
+                self.add_part(b, part)
             b.turn_end(self._newline)
         return b.turn_start(self._roles["assistant"])
 
-    def encode(self, turns: list[Turn]) -> Sequence:
-        """A training sequence: the last turn (the assistant's) is the response canvas."""
+    def encode(self, turns: list[Turn], rng=None) -> Sequence:
+        """A training sequence: the prompt, the reply's blocks up to one target block (chosen
+        by `pick_target` with `rng`; the last trainable one without), clean blocks before it."""
         if not turns or turns[-1].role != "assistant":
             raise ValueError("the last turn of a training example must be the assistant's")
+        if len(turns[-1].parts) != 1:
+            raise ValueError("a training reply holds exactly one part")
         b = self.prompt(turns[:-1])
-        for part in turns[-1].parts:
-            self.add_part(b, part, target=True)
-        return b.end_response().build()
+        blocks = self.response_blocks(turns[-1].parts[0])
+        j = pick_target(blocks, rng) if rng is not None else \
+            max(i for i, blk in enumerate(blocks) if not blk.fixed)
+        for i in range(j + 1):
+            b.block(blocks[i], target=i == j)
+        return b.build()
 
     def embedding_sequence(self, part: Part) -> Sequence:
-        """One item alone, closed by `<eos>`: the state there is its unified representation."""
+        """One item alone, then `<eos>` in a segment of its own: the state there (which sees
+        the whole item) is the item's unified representation."""
         b = SequenceBuilder(self.config).turn_start(self._roles["user"])
-        self.add_part(b, part, target=False)
-        return b.turn_end(self._newline).text([EOS]).build()
+        self.add_part(b, part)
+        return b.turn_end(self._newline).segment().text([EOS]).build()
 
     @staticmethod
     def _check_role(role: str) -> None:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nextomni.model.config import AUDIO, IMAGE, TEXT, OmniConfig
+from nextomni.model.sequence import block_mask
 
 
 class CodeHead(nn.Module):
@@ -99,14 +100,29 @@ class OmniModel(nn.Module):
         return out + self.kind_emb(kind)
 
     def forward(self, ids: Tensor, kind: Tensor, mpos: Tensor,
-                attention_mask: Tensor | None = None, past_key_values=None,
-                use_cache: bool = False, position_ids: Tensor | None = None):
-        """Backbone output (last_hidden_state [B, L, H], past_key_values)."""
-        out = self.backbone(inputs_embeds=self.embed(ids, kind, mpos),
-                            attention_mask=attention_mask, past_key_values=past_key_values,
-                            use_cache=use_cache, position_ids=position_ids,
-                            is_causal=self.config.causal)
-        return out
+                attention_mask: Tensor | None = None, segment: Tensor | None = None,
+                past_key_values=None, past_segment: Tensor | None = None,
+                use_cache: bool = False):
+        """Backbone output (last_hidden_state [B, L, H], past_key_values).
+
+        Attention is block-causal over `segment` [B, L] (all zeros when omitted: fully
+        bidirectional); with a cache, `past_segment` gives the cached keys' segments. The
+        autoregressive baseline (config.causal) makes every position its own segment."""
+        b, length = kind.shape
+        past = 0 if past_segment is None else past_segment.shape[1]
+        if self.config.causal:
+            segment = past + torch.arange(length, device=kind.device).expand(b, length)
+        elif segment is None:
+            segment = torch.zeros_like(kind)
+        keys = segment if past_segment is None else torch.cat([past_segment, segment], 1)
+        valid = torch.ones_like(keys, dtype=torch.bool)
+        if attention_mask is not None:
+            valid[:, past:] = attention_mask.bool()
+        mask = block_mask(segment, keys, valid)
+        positions = past + torch.arange(length, device=kind.device).expand(b, length)
+        return self.backbone(inputs_embeds=self.embed(ids, kind, mpos), attention_mask=mask,
+                             position_ids=positions, past_key_values=past_key_values,
+                             use_cache=use_cache, is_causal=False)
 
     # ------------------------------------------------------------------ heads
     def head_logits(self, hidden: Tensor, ids: Tensor, kind: Tensor,
@@ -202,7 +218,6 @@ def from_pretrained(path_or_hub_id, device="cpu", quantization: str | None = Non
     elif dtype is not None:
         kwargs["dtype"] = dtype
     backbone = Qwen2Model.from_pretrained(d / BACKBONE_DIR, **kwargs)
-    backbone.config.is_causal = config.causal
     model = OmniModel(config, backbone=backbone)
     rest = load_file(str(d / WEIGHTS_FILE))
     missing, unexpected = model.load_state_dict(rest, strict=False)

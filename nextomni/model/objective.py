@@ -27,7 +27,8 @@ def dfm_objective(model: OmniModel, batch: Batch, paths=None,
 
     def denoise(x_t: Tensor):
         ids = x_t.reshape(b, length, g)
-        hidden = model(ids, batch.kind, batch.mpos, batch.attention_mask).last_hidden_state
+        hidden = model(ids, batch.kind, batch.mpos, batch.attention_mask,
+                       segment=batch.segment).last_hidden_state
         # heads run on the response only; sub-code heads are teacher-forced with the clean
         # codes of the same position
         return model.head_logits(hidden, batch.ids, batch.kind, select=batch.target)

@@ -1,19 +1,28 @@
 """Token sequences the backbone reads: chat turns of text, image, audio and video positions.
 
 A sequence of L positions is
-    ids    [L, G]  token id in column 0 for text; G sub-codes for image / audio positions
-    kind   [L]     TEXT, IMAGE or AUDIO
-    mpos   [L]     index into the modality position table (image cell, video frame x cell,
-                   audio step); 0 for text
-    target [L]     the response canvas: what DFM noises and scores (never the prompt)
+    ids     [L, G]  token id in column 0 for text; G sub-codes for image / audio positions
+    kind    [L]     TEXT, IMAGE or AUDIO
+    mpos    [L]     index into the modality position table (image cell, video frame x cell,
+                    audio step); 0 for text
+    segment [L]     attention block: a position sees its own segment and every earlier one
+    target  [L]     what DFM noises and scores (one response block; never the prompt)
+
+Attention is block-causal: bidirectional inside a segment, causal between segments. Every
+prompt turn is a segment, and so is every block of a response. Keys and values of finished
+segments never change, so the engine caches them exactly: the prompt once per turn, each
+response block once it is decoded.
 
 Chat layout (Qwen style):
     <|im_start|>user\n  parts  <|im_end|>\n<|im_start|>assistant\n  RESPONSE
-A response is its parts, `<eos>`, then `<pad>` up to a multiple of the block size; in the
-history, earlier responses end in `<|im_end|>\n` instead. An image part is
-`<|image_start|>` + grid^2 positions + `<|image_end|>`; audio likewise, padded with the audio
-tokenizer's silence code to whole blocks in a response; a video part is its frames (pooled
-image codes) and then its sound.
+Response blocks (see `response_blocks`):
+    block 0   one position: the first text token, <|image_start|> or <|audio_start|> (it tells
+              the engine what kind of reply to lay out)
+    text      the rest of the text, <eos>, then <pad> to full blocks of `block_size`
+    image     all grid^2 image positions as one block; then <|image_end|> <eos> <pad>...
+    audio     blocks of `block_size` audio positions: the speech, silence to a full block and
+              one more block of silence (the engine stops at a silent block); then
+              <|audio_end|> <eos> <pad>...
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ class Sequence:
     ids: Tensor
     kind: Tensor
     mpos: Tensor
+    segment: Tensor
     target: Tensor
 
     def __len__(self) -> int:
@@ -42,102 +52,184 @@ class Sequence:
 
 
 @dataclass
+class Block:
+    """Positions of one response block: id rows, kinds, modality positions; `fixed` blocks
+    (markers the engine writes itself) are never denoised, so never trained on."""
+
+    ids: list[list[int]]
+    kind: list[int]
+    mpos: list[int]
+    fixed: bool = False
+
+    def __len__(self) -> int:
+        return len(self.kind)
+
+
+@dataclass
 class SequenceBuilder:
-    """Appends positions; `target=True` marks response positions."""
+    """Appends positions to the current segment; `segment()` opens a new one."""
 
     config: OmniConfig
     ids: list[list[int]] = field(default_factory=list)
     kind: list[int] = field(default_factory=list)
     mpos: list[int] = field(default_factory=list)
+    seg: list[int] = field(default_factory=list)
     target: list[bool] = field(default_factory=list)
+    current: int = 0
 
-    def _g(self) -> int:
-        return self.config.max_groups
-
-    def text(self, ids, target: bool = False) -> "SequenceBuilder":
-        for i in ids:
-            self.ids.append([int(i)] + [0] * (self._g() - 1))
-            self.kind.append(TEXT)
-            self.mpos.append(0)
-            self.target.append(target)
+    def segment(self) -> "SequenceBuilder":
+        if self.kind:
+            self.current += 1
         return self
 
-    def _codes(self, codes: Tensor, kind: int, groups: int, offset: int, target: bool):
+    def _add(self, row: list[int], kind: int, mpos: int, target: bool) -> None:
+        self.ids.append(row)
+        self.kind.append(kind)
+        self.mpos.append(mpos)
+        self.seg.append(self.current)
+        self.target.append(target)
+
+    def text(self, ids, target: bool = False) -> "SequenceBuilder":
+        pad = [0] * (self.config.max_groups - 1)
+        for i in ids:
+            self._add([int(i)] + pad, TEXT, 0, target)
+        return self
+
+    def codes(self, codes: Tensor, kind: int, offset: int = 0,
+              target: bool = False) -> "SequenceBuilder":
+        """Append image (kind IMAGE) or audio (AUDIO) positions, codes [P, G_kind]."""
+        groups = self.config.image_groups if kind == IMAGE else self.config.audio_groups
         codes = torch.as_tensor(codes)
         if codes.dim() != 2 or codes.shape[1] != groups:
             raise ValueError(f"expected codes [P, {groups}], got {tuple(codes.shape)}")
-        pad = [0] * (self._g() - groups)
+        pad = [0] * (self.config.max_groups - groups)
         for p, row in enumerate(codes.tolist()):
-            self.ids.append(row + pad)
-            self.kind.append(kind)
-            self.mpos.append(offset + p)
-            self.target.append(target)
+            self._add(row + pad, kind, offset + p, target)
+        return self
 
-    def image(self, codes: Tensor, target: bool = False) -> "SequenceBuilder":
-        """codes [grid^2, G_image]."""
+    def image(self, codes: Tensor) -> "SequenceBuilder":
+        """An image in a prompt: codes [grid^2, G_image] between its markers."""
         if len(codes) != self.config.image_positions:
             raise ValueError(f"an image has {self.config.image_positions} positions, "
                              f"got {len(codes)}")
-        self.text([IMAGE_START], target)
-        self._codes(codes, IMAGE, self.config.image_groups, 0, target)
-        return self.text([IMAGE_END], target)
+        return self.text([IMAGE_START]).codes(codes, IMAGE).text([IMAGE_END])
 
-    def audio(self, codes: Tensor, target: bool = False) -> "SequenceBuilder":
-        """codes [P, G_audio]."""
+    def audio(self, codes: Tensor) -> "SequenceBuilder":
+        """Sound in a prompt: codes [P, G_audio] between its markers."""
         if len(codes) > self.config.modality_positions:
             raise ValueError(f"audio of {len(codes)} positions is longer than the "
                              f"{self.config.modality_positions} the model can place")
-        self.text([AUDIO_START], target)
-        self._codes(codes, AUDIO, self.config.audio_groups, 0, target)
-        return self.text([AUDIO_END], target)
+        return self.text([AUDIO_START]).codes(codes, AUDIO).text([AUDIO_END])
 
-    def video(self, frames: Tensor, sound: Tensor | None = None,
-              target: bool = False) -> "SequenceBuilder":
-        """frames [F, cells, G_image] pooled image codes; sound [P, G_audio] or None."""
-        self.text([VIDEO_START], target)
+    def video(self, frames: Tensor, sound: Tensor | None = None) -> "SequenceBuilder":
+        """A clip in a prompt: frames [F, cells, G_image] pooled image codes, then its sound."""
+        self.text([VIDEO_START])
         cells = self.config.video_grid ** 2
         for f, codes in enumerate(frames):
             if len(codes) != cells:
                 raise ValueError(f"a video frame has {cells} positions, got {len(codes)}")
-            self._codes(codes, IMAGE, self.config.image_groups,
-                        self.config.image_positions + f * cells, target)
+            self.codes(codes, IMAGE, self.config.image_positions + f * cells)
         if sound is not None:
-            self._codes(sound, AUDIO, self.config.audio_groups, 0, target)
-        return self.text([VIDEO_END], target)
+            self.codes(sound, AUDIO)
+        return self.text([VIDEO_END])
 
     def turn_start(self, role_ids: list[int]) -> "SequenceBuilder":
-        """`<|im_start|>role\\n` (role_ids: the text tokens of 'role\\n')."""
-        return self.text([IM_START] + list(role_ids))
+        """A new segment opening with `<|im_start|>role\\n` (role_ids: tokens of 'role\\n')."""
+        return self.segment().text([IM_START] + list(role_ids))
 
     def turn_end(self, newline_ids: list[int]) -> "SequenceBuilder":
         return self.text([IM_END] + list(newline_ids))
 
-    def end_response(self) -> "SequenceBuilder":
-        """`<eos>` then `<pad>` up to a multiple of the block size, counted from the first
-        response position."""
-        self.text([EOS], target=True)
-        start = self.target.index(True)
-        extra = (-(len(self.target) - start)) % self.config.block_size
-        return self.text([PAD] * extra, target=True)
+    def block(self, block: Block, target: bool = False) -> "SequenceBuilder":
+        """A response block as a segment of its own."""
+        self.segment()
+        for row, kind, mpos in zip(block.ids, block.kind, block.mpos):
+            self._add(row, kind, mpos, target)
+        return self
 
     def build(self) -> Sequence:
-        return Sequence(torch.tensor(self.ids, dtype=torch.long).reshape(-1, self._g()),
+        g = self.config.max_groups
+        return Sequence(torch.tensor(self.ids, dtype=torch.long).reshape(-1, g),
                         torch.tensor(self.kind, dtype=torch.long),
                         torch.tensor(self.mpos, dtype=torch.long),
+                        torch.tensor(self.seg, dtype=torch.long),
                         torch.tensor(self.target, dtype=torch.bool))
 
+
+# --------------------------------------------------------------------------- responses
+
+def text_block(config: OmniConfig, ids: list[int], fixed: bool = False) -> Block:
+    pad = [0] * (config.max_groups - 1)
+    return Block([[int(i)] + pad for i in ids], [TEXT] * len(ids), [0] * len(ids), fixed)
+
+
+def code_block(config: OmniConfig, codes: Tensor, kind: int, offset: int = 0) -> Block:
+    groups = config.image_groups if kind == IMAGE else config.audio_groups
+    pad = [0] * (config.max_groups - groups)
+    rows = [list(r) + pad for r in torch.as_tensor(codes)[:, :groups].tolist()]
+    return Block(rows, [kind] * len(rows), list(range(offset, offset + len(rows))))
+
+
+def closing_block(config: OmniConfig, marker: int) -> Block:
+    """`<|image_end|>` / `<|audio_end|>`, `<eos>`, padding: written by the engine."""
+    return text_block(config, [marker, EOS] + [PAD] * (config.block_size - 2), fixed=True)
+
+
+def response_blocks(config: OmniConfig, kind: str, value) -> list[Block]:
+    """The blocks of a response holding text (token ids), an image (codes [grid^2, G]) or
+    speech (codes [P, G])."""
+    b = config.block_size
+    if kind == "text":
+        tokens = list(value) + [EOS]
+        rest = tokens[1:]
+        rest += [PAD] * ((-len(rest)) % b)
+        return [text_block(config, tokens[:1])] + [
+            text_block(config, rest[i:i + b]) for i in range(0, len(rest), b)]
+    if kind == "image":
+        if len(value) != config.image_positions:
+            raise ValueError(f"an image has {config.image_positions} positions, got {len(value)}")
+        return [text_block(config, [IMAGE_START]), code_block(config, value, IMAGE),
+                closing_block(config, IMAGE_END)]
+    if kind == "audio":
+        codes = torch.as_tensor(value)
+        silence = torch.tensor(config.audio_silence, dtype=codes.dtype)
+        extra = (-len(codes)) % b + b  # fill the last block, then one silent block
+        codes = torch.cat([codes, silence.expand(extra, -1)])
+        blocks = [text_block(config, [AUDIO_START])]
+        blocks += [code_block(config, codes[i:i + b], AUDIO, i) for i in range(0, len(codes), b)]
+        return blocks + [closing_block(config, AUDIO_END)]
+    raise ValueError(f"a response holds text, an image or audio, not {kind!r}")
+
+
+def pick_target(blocks: list[Block], rng) -> int:
+    """Which response block a training example teaches: the layout-deciding first block 15%
+    of the time, otherwise a trainable block chosen in proportion to its size."""
+    trainable = [i for i, blk in enumerate(blocks) if not blk.fixed]
+    if len(trainable) == 1 or rng.random() < 0.15:
+        return trainable[0]
+    later = trainable[1:]
+    sizes = torch.tensor([len(blocks[i]) for i in later], dtype=torch.float)
+    return later[int(torch.multinomial(sizes, 1, generator=_torch_rng(rng))[0])]
+
+
+def _torch_rng(rng) -> torch.Generator:
+    return torch.Generator().manual_seed(int(rng.integers(2**62)))
+
+
+# --------------------------------------------------------------------------- batches
 
 @dataclass
 class Batch:
     ids: Tensor             # [B, L, G]
     kind: Tensor            # [B, L]
     mpos: Tensor            # [B, L]
+    segment: Tensor         # [B, L]
     target: Tensor          # [B, L]
     attention_mask: Tensor  # [B, L] 1 = real position
 
     def to(self, device) -> "Batch":
-        return Batch(*(t.to(device) for t in (self.ids, self.kind, self.mpos, self.target,
-                                               self.attention_mask)))
+        return Batch(*(t.to(device) for t in (self.ids, self.kind, self.mpos, self.segment,
+                                               self.target, self.attention_mask)))
 
 
 def collate(seqs: list[Sequence]) -> Batch:
@@ -148,13 +240,27 @@ def collate(seqs: list[Sequence]) -> Batch:
     ids = torch.full((b, length, g), PAD, dtype=torch.long)
     kind = torch.full((b, length), TEXT, dtype=torch.long)
     mpos = torch.zeros(b, length, dtype=torch.long)
+    segment = torch.zeros(b, length, dtype=torch.long)
     target = torch.zeros(b, length, dtype=torch.bool)
     mask = torch.zeros(b, length, dtype=torch.long)
     for i, s in enumerate(seqs):
         n = len(s)
-        ids[i, :n], kind[i, :n], mpos[i, :n], target[i, :n] = s.ids, s.kind, s.mpos, s.target
+        ids[i, :n], kind[i, :n], mpos[i, :n] = s.ids, s.kind, s.mpos
+        segment[i, :n], target[i, :n] = s.segment, s.target
+        segment[i, n:] = int(s.segment.max()) + 1 if n else 0
         mask[i, :n] = 1
-    return Batch(ids, kind, mpos, target, mask)
+    return Batch(ids, kind, mpos, segment, target, mask)
+
+
+def block_mask(q_segment: Tensor, k_segment: Tensor, k_valid: Tensor | None = None) -> Tensor:
+    """Block-causal attention [B, 1, Q, K] (True = attend): a query sees keys of its own
+    segment and earlier ones, never padding (padded queries see themselves at least)."""
+    allowed = k_segment[:, None, :] <= q_segment[:, :, None]
+    if k_valid is not None:
+        allowed &= k_valid.bool()[:, None, :]
+    if q_segment.shape[1] == k_segment.shape[1]:
+        allowed |= torch.eye(q_segment.shape[1], dtype=torch.bool, device=allowed.device)
+    return allowed[:, None]
 
 
 def variable_spaces(config: OmniConfig, kind: Tensor) -> Tensor:

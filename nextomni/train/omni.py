@@ -62,9 +62,9 @@ class OmniTrainConfig:
     block_size: int = 16
     # schedule
     stages: tuple[str, ...] = ("pt", "cpt", "sft")
-    pt_steps: int = 1200
-    cpt_steps: int = 2000
-    sft_steps: int = 1800
+    pt_steps: int = 800
+    cpt_steps: int = 1300
+    sft_steps: int = 1300
     batch: int = 32            # at most this many examples per step ...
     batch_tokens: int = 2560   # ... and at most this many padded positions
     lr: float = 1e-3
@@ -139,7 +139,7 @@ def dfm_batch(fmt: ChatFormatter, stage: str, rng, cfg: OmniTrainConfig) -> Batc
         ex = sample_tasks(stage, rng, 1)[0]
         if ex.task in GENERATION_TASKS and rng.random() < cfg.cond_dropout:
             ex = drop_condition(ex)
-        s = fmt.encode(ex.turns)
+        s = fmt.encode(ex.turns, rng)
         if len(s) > cfg.max_len:
             continue
         if seqs and (len(seqs) + 1) * max(longest, len(s)) > cfg.batch_tokens:
@@ -216,7 +216,8 @@ class Objective(nn.Module):
 
     def retrieval(self, pairs: Batch) -> torch.Tensor:
         """InfoNCE between the unified representations of (item, description) pairs."""
-        h = self.model(pairs.ids, pairs.kind, pairs.mpos, pairs.attention_mask).last_hidden_state
+        h = self.model(pairs.ids, pairs.kind, pairs.mpos, pairs.attention_mask,
+                       segment=pairs.segment).last_hidden_state
         emb = self.model.unified_embedding(h.float(), pairs.attention_mask.sum(1) - 1)
         emb = emb.reshape(-1, 2, emb.shape[-1])
         logits = emb[:, 0] @ emb[:, 1].T / 0.05
