@@ -1,10 +1,12 @@
 """Block-by-block generation at a tiny random size: cache exactness, layouts, determinism."""
 
-import torch
+import copy
+
 import pytest
+import torch
 
 from nextomni.model import OmniModel
-from nextomni.model.generate import DecodeOptions, generate, trim_silence
+from nextomni.model.generate import DecodeOptions, generate, iter_generate, trim_silence
 from nextomni.model.sequence import SequenceBuilder
 from tests.test_model import TINY
 
@@ -68,3 +70,83 @@ def test_trim_silence():
     codes = torch.tensor([[1, 2], [7, 7], [3, 4], [7, 7], [7, 7]])
     assert torch.equal(trim_silence(codes, (7, 7)), codes[:3])
     assert len(trim_silence(torch.tensor([[7, 7]]), (7, 7))) == 1
+
+
+def test_steps_stream_in_order_and_match_generate(model):
+    opts = DecodeOptions(steps=3, temperature=1.0, confidence=1.0, dynamic=False, fixed_blocks=2)
+    gen = iter_generate(model, prompt(), opts, torch.Generator().manual_seed(1), layout="text")
+    events = []
+    while True:
+        try:
+            events.append(next(gen))
+        except StopIteration as stop:
+            streamed = stop.value
+            break
+    order = [(e.block, e.step) for e in events]
+    assert order == sorted(order) and order[-1] == (2, 3)
+    assert all(e.step <= e.total for e in events)
+    assert streamed.text_ids == run(model, seed=1, layout="text", steps=3, temperature=1.0,
+                                    confidence=1.0, dynamic=False, fixed_blocks=2).text_ids
+
+
+def second_turn():
+    b = prompt()
+    b.text([30, 31]).turn_end([22])  # the assistant's earlier reply, now history
+    return b.turn_start([20, 21]).text([15, 16]).turn_end([22]).turn_start([23, 21])
+
+
+def test_next_turn_reuses_earlier_turns_exactly(model):
+    opts = DecodeOptions(steps=3, temperature=1.0, confidence=1.0, dynamic=False, fixed_blocks=2)
+    first = generate(model, prompt(), opts, torch.Generator().manual_seed(0), layout="text")
+    fresh = generate(model, second_turn(), opts, torch.Generator().manual_seed(5), layout="text")
+    reused = generate(model, second_turn(), opts, torch.Generator().manual_seed(5),
+                      layout="text", reuse=first.state)
+    seq = prompt().build()
+    opening = int((seq.segment == seq.segment[-1]).sum())  # rewritten in the second prompt
+    assert reused.stats["prompt_positions_reused"] == len(seq) - opening > 0
+    assert fresh.stats["prompt_positions_reused"] == 0
+    assert reused.text_ids == fresh.text_ids
+    assert reused.stats["positions_computed"] < fresh.stats["positions_computed"]
+
+
+def test_guidance_changes_codes_and_keeps_cache_exact(model):
+    model = copy.deepcopy(model)  # sharpen the random heads so that states matter
+    with torch.no_grad():
+        for layer in model.image_head.out:
+            layer[-1].weight.mul_(200)
+    uncond = SequenceBuilder(TINY).turn_start([20, 21]).text([5]).turn_end([22]).turn_start([23, 21])
+
+    def image(g, cache=True):
+        return generate(model, prompt(), DecodeOptions(steps=3, guidance=g, cache=cache,
+                                                       confidence=1.0),
+                        torch.Generator().manual_seed(0), layout="image", uncond_prompt=uncond)
+
+    plain, guided, guided_nocache = image(0.0), image(20.0), image(20.0, cache=False)
+    assert "guidance_forward_passes" not in plain.stats
+    assert guided.stats["guidance_forward_passes"] > 0
+    assert not torch.equal(plain.image_codes, guided.image_codes)
+    assert torch.equal(guided.image_codes, guided_nocache.image_codes)
+
+
+@pytest.mark.parametrize("bad", [dict(steps=0), dict(steps=-3), dict(max_text_blocks=10**6), dict(fixed_blocks=0),
+                                 dict(temperature=-1), dict(guidance=-1), dict(top_k=0),
+                                 dict(block_size=0)])
+def test_bad_options_are_refused_by_name(bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        DecodeOptions(**bad)
+
+
+def test_guided_code_head_follows_the_guidance_formula(model):
+    head = model.image_head
+    torch.manual_seed(0)
+    h, h_u = torch.randn(5, TINY.hidden_size), torch.randn(5, TINY.hidden_size)
+    seen = []
+
+    def choose(logits):
+        seen.append(logits)
+        return logits.argmax(-1)
+
+    codes = head.sample(h, choose, h_u, 2.0)
+    expected = 3.0 * head.out[0](h) - 2.0 * head.out[0](h_u)
+    assert torch.allclose(seen[0], expected, atol=1e-5)
+    assert torch.equal(codes[:, 0], expected.argmax(-1))

@@ -47,7 +47,7 @@ class ChatFormatter:
             value = render(value)
         if isinstance(value, Image.Image):
             value = np.asarray(value.convert("RGB"))
-        return self.tok.image.encode(np.asarray(value)[None])[0]
+        return self.tok.image.encode([np.asarray(value)])[0]  # a list: any size is squared
 
     def audio_codes(self, value) -> torch.Tensor:
         if isinstance(value, Speech):

@@ -12,13 +12,21 @@ the cache. A reply is laid out as training taught it (`sequence.response_blocks`
 
 Within a block the Euler sampler runs `steps` steps, and stops early once every position's
 choice is confident (probability >= `confidence`): easy blocks take a step or two.
+
+Because attention is block-causal, the cache is exact rather than approximate: a finished
+block's keys and values never change, so nothing needs refreshing. Across the turns of a chat
+the keys and values of the earlier turns are reused too (`PromptCache`): they depend only on
+their own and earlier segments, which the next turn's prompt repeats verbatim.
+
+`iter_generate` is a generator of `StepEvent`s (for streaming) that returns the `Generated`
+reply; `generate` runs it to the end.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Generator as Gen
 
 import torch
 from torch import Tensor
@@ -41,12 +49,61 @@ class DecodeOptions:
     steps: int = 16               # Euler steps per block (at most)
     temperature: float = 0.0
     top_k: int | None = None
-    confidence: float = 0.9       # stop a block early once every choice is this sure; 1 = never
+    confidence: float = 0.9       # stop a block once every choice is this sure (1: never early)
     max_text_blocks: int = 8
     max_audio_blocks: int = 16
     cache: bool = True
     dynamic: bool = True          # grow by blocks; False: a fixed number of blocks
     fixed_blocks: int = 3         # with dynamic=False
+    guidance: float = 0.0         # classifier-free guidance scale for image / audio codes
+    block_size: int | None = None  # text / audio growth unit; None: the one trained with
+
+    def __post_init__(self):
+        def bad(name, why):
+            raise ValueError(f"{name} {why} (got {getattr(self, name)!r})")
+
+        if not 1 <= self.steps <= 1024:
+            bad("steps", "must be between 1 and 1024")
+        if self.temperature < 0:
+            bad("temperature", "must be >= 0")
+        if self.top_k is not None and self.top_k < 1:
+            bad("top_k", "must be >= 1 or None")
+        if not 0 <= self.confidence <= 1:
+            bad("confidence", "must be between 0 and 1")
+        for name in ("max_text_blocks", "max_audio_blocks", "fixed_blocks"):
+            if not 1 <= getattr(self, name) <= 4096:
+                bad(name, "must be between 1 and 4096")
+        if not 0 <= self.guidance <= 20:
+            bad("guidance", "must be between 0 and 20")
+        if self.block_size is not None and not 1 <= self.block_size <= 256:
+            bad("block_size", "must be between 1 and 256")
+
+
+@dataclass
+class PromptCache:
+    """Keys/values of a sequence decoded earlier, kept to start the next turn from."""
+
+    seq: dict                      # ids / kind / mpos / segment, each [1, L]
+    cache: object                  # transformers DynamicCache holding exactly those L positions
+
+    def reusable(self, seq: dict) -> int:
+        """How many leading positions of `seq` this cache holds exactly: equal inputs, ending
+        on a segment boundary in both sequences."""
+        old, new = self.seq, seq
+        n = min(old["kind"].shape[1], new["kind"].shape[1])
+        same = torch.ones(n, dtype=torch.bool, device=new["kind"].device)
+        for k in ("ids", "kind", "mpos", "segment"):
+            a, b = old[k][0, :n].to(same.device), new[k][0, :n]
+            same &= (a == b).reshape(n, -1).all(-1)
+        m = n if bool(same.all()) else int((~same).nonzero()[0])
+        for cut in range(m, 0, -1):
+            if _boundary(old["segment"][0], cut) and _boundary(new["segment"][0], cut):
+                return cut
+        return 0
+
+
+def _boundary(segment: Tensor, i: int) -> bool:
+    return i == len(segment) or bool(segment[i] != segment[i - 1])
 
 
 @dataclass
@@ -56,6 +113,7 @@ class Generated:
     image_codes: Tensor | None    # [grid^2, G] or None
     audio_codes: Tensor | None    # [P, G] without trailing silence, or None
     stats: dict = field(default_factory=dict)
+    state: PromptCache | None = None  # prompt + reply, to start the next turn from
 
 
 @dataclass
@@ -71,23 +129,38 @@ class StepEvent:
 
 
 class BlockDecoder:
-    """A prompt plus the reply decoded so far; `decode(block)` denoises one more block."""
+    """A prompt plus the reply decoded so far; `decode(block)` denoises one more block.
+
+    `reuse` starts from an earlier turn's cache; `uncond` is a decoder over the unconditional
+    prompt that every block is also committed to, for guidance."""
 
     def __init__(self, model: OmniModel, prompt: Sequence, options: DecodeOptions,
-                 generator: torch.Generator | None = None):
-        self.model, self.opt, self.generator = model, options, generator
+                 generator: torch.Generator | None = None, reuse: PromptCache | None = None,
+                 uncond: "BlockDecoder | None" = None):
+        self.model, self.opt, self.generator, self.uncond = model, options, generator, uncond
         self.device = next(model.parameters()).device
         self.seq = {k: getattr(prompt, k).to(self.device)[None] for k in
                     ("ids", "kind", "mpos", "segment")}
         self.paths = [p.to(self.device) for p in model.paths()]
         self.stats = {"forward_passes": 0, "positions_computed": 0, "cached_positions_reused": 0,
-                      "steps": 0, "blocks": 0}
+                      "steps": 0, "blocks": 0, "prompt_positions": len(prompt),
+                      "prompt_positions_reused": 0}
         self.cache = None
         if options.cache:
             from transformers import DynamicCache
 
-            self.cache = DynamicCache()
-            self._forward(self.seq, past=False, keep=True)
+            reused = reuse.reusable(self.seq) if reuse is not None else 0
+            if reused:
+                self.cache = reuse.cache
+                extra = self.cache.get_seq_length() - reused
+                if extra:
+                    self.cache.crop(-extra)
+            else:
+                self.cache = DynamicCache()
+            self.stats["prompt_positions_reused"] = reused
+            if reused < len(prompt):
+                self._forward({k: v[:, reused:] for k, v in self.seq.items()}, past=True,
+                              keep=True)
 
     # ------------------------------------------------------------------ model calls
     def _forward(self, part: dict, past: bool, keep: bool) -> Tensor:
@@ -119,6 +192,9 @@ class BlockDecoder:
             self._forward(block, past=True, keep=True)
         self.seq = {k: torch.cat([self.seq[k], block[k]], 1) for k in self.seq}
 
+    def state(self) -> PromptCache | None:
+        return PromptCache(self.seq, self.cache) if self.cache is not None else None
+
     # ------------------------------------------------------------------ one block
     def _as_tensors(self, blk: Block) -> dict:
         seg = int(self.seq["segment"].max()) + 1
@@ -129,15 +205,23 @@ class BlockDecoder:
 
     def decode(self, blk: Block, layout: str, index: int, steps: int | None = None,
                on_step: Callable[[StepEvent], None] | None = None) -> Tensor:
-        """Denoise `blk` (its ids are ignored unless fixed), commit it, return its ids [n, G]."""
+        """`steps_of` run to the end."""
+        return _drain(self.steps_of(blk, layout, index, steps), on_step)
+
+    def steps_of(self, blk: Block, layout: str, index: int,
+                 steps: int | None = None) -> Gen[StepEvent, None, Tensor]:
+        """Denoise `blk` (its ids are ignored unless fixed) yielding every step, commit it,
+        return its ids [n, G]."""
         block = self._as_tensors(blk)
         if blk.fixed:
-            self._commit(block)
+            self._commit_all(block, blk)
             return block["ids"][0]
         n, g = block["ids"].shape[1:]
         space = variable_spaces(self.model.config, block["kind"]).reshape(1, n * g)
         fixed = space < 0
         confident = [0.0]
+        guide = self.uncond is not None and self.opt.guidance > 0
+        ublock = self.uncond._as_tensors(blk) if guide else None
 
         def choose(logits: Tensor) -> Tensor:
             probs = torch.softmax(logits.float(), -1)
@@ -147,16 +231,21 @@ class BlockDecoder:
         def denoise(x_t: Tensor) -> Tensor:
             confident[0] = 1.0
             ids = x_t.reshape(1, n, g)
+            kind = block["kind"][0]
             h = self._hidden({**block, "ids": ids})
+            coded = (kind == IMAGE) | (kind == AUDIO)
+            h_u = self.uncond._hidden({**ublock, "ids": ids}) if guide and coded.any() else None
             x1 = ids[0].clone()
-            text = block["kind"][0] == TEXT
+            text = kind == TEXT
             if text.any():
                 x1[text, 0] = choose(self.model.lm_head(h[text]))
-            for kind, head, groups in ((IMAGE, self.model.image_head, self.model.config.image_groups),
-                                       (AUDIO, self.model.audio_head, self.model.config.audio_groups)):
-                sel = block["kind"][0] == kind
+            for k, head, groups in ((IMAGE, self.model.image_head, self.model.config.image_groups),
+                                    (AUDIO, self.model.audio_head, self.model.config.audio_groups)):
+                sel = kind == k
                 if sel.any():
-                    x1[sel, :groups] = head.sample(h[sel], choose)
+                    x1[sel, :groups] = head.sample(h[sel], choose,
+                                                   h_u[sel] if h_u is not None else None,
+                                                   self.opt.guidance)
             return x1.reshape(1, n * g)
 
         total = steps or self.opt.steps
@@ -167,87 +256,124 @@ class BlockDecoder:
             self.stats["steps"] += 1
             done = state.step == total or confident[0] >= self.opt.confidence
             final = state.x1 if done else state.x_t
-            if on_step is not None:
-                on_step(StepEvent(layout, index, state.step, total, final.reshape(n, g),
-                                  state.x1.reshape(n, g)))
+            yield StepEvent(layout, index, state.step, total, final.reshape(n, g),
+                            state.x1.reshape(n, g))
             if done:
                 break
         block["ids"] = torch.where(fixed, block["ids"].reshape(1, n * g), final).reshape(1, n, g)
-        self._commit(block)
+        self._commit_all(block, blk)
         self.stats["blocks"] += 1
         return block["ids"][0]
+
+    def _commit_all(self, block: dict, blk: Block) -> None:
+        self._commit(block)
+        if self.uncond is not None:
+            self.uncond._commit({**self.uncond._as_tensors(blk), "ids": block["ids"]})
+
+
+def _drain(gen: Gen, on_step: Callable | None = None):
+    """Run a generator to the end, handing what it yields to `on_step`; its return value."""
+    while True:
+        try:
+            event = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        if on_step is not None:
+            on_step(event)
 
 
 # ---------------------------------------------------------------------- a whole reply
 
-def decide_layout(decoder: BlockDecoder, on_step=None) -> tuple[str, int]:
+def decide_layout(decoder: BlockDecoder) -> Gen[StepEvent, None, tuple[str, int]]:
     """Decode block 0 (one text position): its token says which layout the reply takes."""
-    first = int(decoder.decode(text_block(decoder.model.config, [PAD]), "text", 0, steps=1,
-                               on_step=on_step)[0, 0])
+    ids = yield from decoder.steps_of(text_block(decoder.model.config, [PAD]), "text", 0, steps=1)
+    first = int(ids[0, 0])
     layout = "image" if first == IMAGE_START else "audio" if first == AUDIO_START else "text"
     return layout, first
 
 
-@torch.no_grad()
 def generate(model: OmniModel, prompt: SequenceBuilder | Sequence, options: DecodeOptions =
              DecodeOptions(), generator: torch.Generator | None = None, layout: str | None = None,
-             on_step: Callable[[StepEvent], None] | None = None) -> Generated:
-    """A whole reply. `layout` forces text / image / audio (the first block is then written,
-    not predicted); by default the model decides."""
+             on_step: Callable[[StepEvent], None] | None = None, **kwargs) -> Generated:
+    """`iter_generate` run to the end; `on_step` sees every step."""
+    return _drain(iter_generate(model, prompt, options, generator, layout, **kwargs), on_step)
+
+
+@torch.no_grad()  # torch re-enters it on every resume of the generator
+def iter_generate(model: OmniModel, prompt: SequenceBuilder | Sequence,
+                  options: DecodeOptions = DecodeOptions(),
+                  generator: torch.Generator | None = None, layout: str | None = None, *,
+                  uncond_prompt: SequenceBuilder | Sequence | None = None,
+                  reuse: PromptCache | None = None) -> Gen[StepEvent, None, Generated]:
+    """A whole reply, yielding a `StepEvent` per denoising step. `layout` forces text / image /
+    audio (the first block is then written, not predicted); by default the model decides.
+    `uncond_prompt` enables guidance (options.guidance) for image / audio codes; `reuse` is an
+    earlier turn's `Generated.state`."""
     if layout is not None and layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; expected one of {LAYOUTS}")
     started = time.perf_counter()
-    seq = prompt.build() if isinstance(prompt, SequenceBuilder) else prompt
-    dec = BlockDecoder(model, seq, options, generator)
+    seq = _built(prompt)
+    uncond = None
+    if uncond_prompt is not None and options.guidance > 0:
+        uncond = BlockDecoder(model, _built(uncond_prompt), options, generator)
+    dec = BlockDecoder(model, seq, options, generator, reuse=reuse, uncond=uncond)
     c = model.config
     if layout in ("image", "audio"):  # forced: write the opening marker
         first = IMAGE_START if layout == "image" else AUDIO_START
-        dec.decode(text_block(c, [first], fixed=True), layout, 0)
+        yield from dec.steps_of(text_block(c, [first], fixed=True), layout, 0)
     else:
-        decided, first = decide_layout(dec, on_step)
+        decided, first = yield from decide_layout(dec)
         layout = layout or decided
     text_ids = [first] if layout == "text" else []
     image = audio = None
     if layout == "text":
-        text_ids = _decode_text(dec, text_ids, options, on_step)
+        text_ids = yield from _decode_text(dec, text_ids, options)
     elif layout == "image":
         blank = torch.zeros(c.image_positions, c.image_groups, dtype=torch.long)
-        image = dec.decode(code_block(c, blank, IMAGE), "image", 1, on_step=on_step)
+        image = yield from dec.steps_of(code_block(c, blank, IMAGE), "image", 1)
         image = image[:, : c.image_groups].cpu()
-        dec.decode(closing_block(c, IMAGE_END), "image", 2)
+        yield from dec.steps_of(closing_block(c, IMAGE_END), "image", 2)
     else:
-        audio = _decode_audio(dec, options, on_step)
-        dec.decode(closing_block(c, AUDIO_END), "audio", 2)
+        audio = yield from _decode_audio(dec, options)
+        yield from dec.steps_of(closing_block(c, AUDIO_END), "audio", 2)
     stats = {**dec.stats, "layout": layout, "latency_s": time.perf_counter() - started,
              "response_positions": int(dec.seq["kind"].shape[1] - len(seq))}
-    return Generated(layout, text_ids, image, audio, stats)
+    if uncond is not None:
+        stats["guidance_forward_passes"] = uncond.stats["forward_passes"]
+    return Generated(layout, text_ids, image, audio, stats, dec.state())
 
 
-def _decode_text(dec: BlockDecoder, text_ids: list[int], options: DecodeOptions, on_step):
+def _built(prompt: SequenceBuilder | Sequence) -> Sequence:
+    return prompt.build() if isinstance(prompt, SequenceBuilder) else prompt
+
+
+def _decode_text(dec: BlockDecoder, text_ids: list[int], options: DecodeOptions):
     """Text blocks until one holds `<eos>` (dynamic), or a fixed number of them."""
     c = dec.model.config
     if text_ids and text_ids[0] == EOS:
         return []
+    size = options.block_size or c.block_size
     limit = options.max_text_blocks if options.dynamic else options.fixed_blocks
     for i in range(limit):
-        ids = dec.decode(text_block(c, [PAD] * c.block_size), "text", i + 1, on_step=on_step)
+        ids = yield from dec.steps_of(text_block(c, [PAD] * size), "text", i + 1)
         text_ids += ids[:, 0].tolist()
         if options.dynamic and EOS in text_ids:
             break
     return text_ids[: text_ids.index(EOS)] if EOS in text_ids else text_ids
 
 
-def _decode_audio(dec: BlockDecoder, options: DecodeOptions, on_step) -> Tensor:
+def _decode_audio(dec: BlockDecoder, options: DecodeOptions):
     """Audio blocks until one is entirely silence (dynamic), or a fixed number of them;
     trailing silence is dropped."""
     c = dec.model.config
     silence = torch.tensor(c.audio_silence)
+    size = options.block_size or c.block_size
     blocks = []
     limit = options.max_audio_blocks if options.dynamic else options.fixed_blocks
     for i in range(limit):
-        blank = torch.zeros(c.block_size, c.audio_groups, dtype=torch.long)
-        codes = dec.decode(code_block(c, blank, AUDIO, i * c.block_size), "audio", i + 1,
-                           on_step=on_step)[:, : c.audio_groups].cpu()
+        blank = torch.zeros(size, c.audio_groups, dtype=torch.long)
+        codes = yield from dec.steps_of(code_block(c, blank, AUDIO, i * size), "audio", i + 1)
+        codes = codes[:, : c.audio_groups].cpu()
         quiet = (codes == silence).all(-1)
         if options.dynamic and bool(quiet.all()):
             break

@@ -42,14 +42,21 @@ class CodeHead(nn.Module):
                 ctx = ctx + self.prev[g](codes[:, g])
         return logits
 
-    def sample(self, h: Tensor, choose: Callable[[Tensor], Tensor]) -> Tensor:
-        """Codes [M, G]: each sub-code chosen by `choose(logits)` given the ones before it."""
-        out, ctx = [], h
+    def sample(self, h: Tensor, choose: Callable[[Tensor], Tensor],
+               h_uncond: Tensor | None = None, scale: float = 0.0) -> Tensor:
+        """Codes [M, G]: each sub-code chosen by `choose(logits)` given the ones before it.
+        With `h_uncond` (states under the unconditional prompt) the logits are guided:
+        (1 + scale) * cond - scale * uncond, and both contexts see the same chosen codes."""
+        out, ctx, ctx_u = [], h, h_uncond
         for g in range(self.groups):
-            c = choose(self.out[g](ctx))
+            logits = self.out[g](ctx)
+            if ctx_u is not None and scale:
+                logits = (1 + scale) * logits.float() - scale * self.out[g](ctx_u).float()
+            c = choose(logits)
             out.append(c)
             if g + 1 < self.groups:
                 ctx = ctx + self.prev[g](c)
+                ctx_u = ctx_u + self.prev[g](c) if ctx_u is not None else None
         return torch.stack(out, -1)
 
 
@@ -120,9 +127,12 @@ class OmniModel(nn.Module):
             valid[:, past:] = attention_mask.bool()
         mask = block_mask(segment, keys, valid)
         positions = past + torch.arange(length, device=kind.device).expand(b, length)
-        return self.backbone(inputs_embeds=self.embed(ids, kind, mpos), attention_mask=mask,
-                             position_ids=positions, past_key_values=past_key_values,
-                             use_cache=use_cache, is_causal=False)
+        out = self.backbone(inputs_embeds=self.embed(ids, kind, mpos), attention_mask=mask,
+                            position_ids=positions, past_key_values=past_key_values,
+                            use_cache=use_cache, is_causal=False)
+        if out.last_hidden_state.device != ids.device:  # a backbone sharded over devices
+            out.last_hidden_state = out.last_hidden_state.to(ids.device)
+        return out
 
     # ------------------------------------------------------------------ heads
     def head_logits(self, hidden: Tensor, ids: Tensor, kind: Tensor,
@@ -208,13 +218,19 @@ def from_pretrained(path_or_hub_id, device="cpu", quantization: str | None = Non
         raise FileNotFoundError(f"{d} holds no {CONFIG_FILE}: not a NExT-OMNI checkpoint")
     config = OmniConfig.from_json_file(d / CONFIG_FILE)
     kwargs = {"attn_implementation": "sdpa"}
+    shard = False
+    if device == "auto":  # every GPU there is (accelerate's device map), else the CPU
+        gpus = torch.cuda.device_count()
+        shard, device = gpus > 1, ("cuda:0" if gpus else "cpu")
+    if shard:
+        kwargs["device_map"] = "auto"
     if quantization is not None:
         compute = dtype or torch.float32
         kwargs["quantization_config"] = (
             BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                bnb_4bit_compute_dtype=compute)
             if quantization == "4bit" else BitsAndBytesConfig(load_in_8bit=True))
-        kwargs["device_map"] = {"": device}
+        kwargs.setdefault("device_map", {"": device})
     elif dtype is not None:
         kwargs["dtype"] = dtype
     backbone = Qwen2Model.from_pretrained(d / BACKBONE_DIR, **kwargs)
@@ -230,6 +246,6 @@ def from_pretrained(path_or_hub_id, device="cpu", quantization: str | None = Non
             module.to(device=device, dtype=dtype) if dtype else module.to(device)
     for name, buf in model.named_buffers(recurse=False):
         setattr(model, name, buf.to(device))
-    if quantization is None:
+    if quantization is None and not shard:
         model.backbone.to(device)
     return model.eval()

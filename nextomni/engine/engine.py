@@ -1,0 +1,258 @@
+"""OmniEngine: a loaded checkpoint behind the interface the app, the session store, the
+benchmarks and the tests use (DESIGN.md section 6).
+
+    engine = OmniEngine.load("checkpoints/nano")
+    for event in engine.chat([Message("user", ["draw a red circle"])], Settings(seed=1)):
+        ...   # Progress per step, then TextSegment / ImageSegment / AudioSegment, then Finished
+
+Decisions recorded here:
+- One reply holds one segment (text, an image or speech): that is what the nano model was
+  trained to produce; the layout is the model's own choice (its first token).
+- A `session` key keeps the keys/values of the conversation so far; the next turn reuses the
+  exact prefix (see `model.generate.PromptCache`) and computes only what is new.
+- When a conversation outgrows the model's positions the oldest turns are left out (a system
+  message stays); a single message too long to fit is refused with its length.
+- `mode="ar"` decodes the autoregressive baseline (a causal checkpoint given as `baseline`)
+  through the same block decoder with one-token blocks and one step each: next-token decoding
+  with a key/value cache.
+- Generation is serialised by a lock: one model, one reply at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from nextomni.data.tasks import Part, Turn
+from nextomni.engine.events import (
+    AudioSegment, Event, Finished, ImageSegment, Progress, TextSegment,
+)
+from nextomni.engine.messages import MessageError, as_part, to_turns
+from nextomni.engine.settings import Settings, SettingsError
+from nextomni.model.generate import DecodeOptions, StepEvent, iter_generate
+from nextomni.model.loading import load_checkpoint
+from nextomni.tokenizers.special import EOS
+
+log = logging.getLogger("nextomni.engine")
+
+NULL_PROMPT = "<|null|>"  # the unconditional prompt guidance was trained with
+KEPT_SESSIONS = 16
+
+
+@dataclass
+class Hit:
+    index: int
+    score: float
+
+
+class OmniEngine:
+    def __init__(self, model, fmt, *, name: str = "", quantization: str | None = None,
+                 baseline=None):
+        self.model, self.fmt = model, fmt
+        self.baseline = baseline  # (model, formatter) of the causal baseline, or None
+        self.name, self.quantization = name, quantization
+        self.device = next(model.parameters()).device
+        self._states: OrderedDict = OrderedDict()
+        self._lock = threading.RLock()
+
+    @classmethod
+    def load(cls, path_or_hub_id: str = "checkpoints/nano", device: str = "auto",
+             quantization: str | None = None, baseline: str | None = None) -> "OmniEngine":
+        """A checkpoint folder or hub id; `device="auto"` takes the GPU(s) when present (a
+        large backbone is sharded over several) and the CPU otherwise."""
+        started = time.perf_counter()
+        model, fmt = load_checkpoint(path_or_hub_id, device=device, quantization=quantization)
+        base = load_checkpoint(baseline, device=device, quantization=quantization) \
+            if baseline else None
+        if base is not None and not base[0].config.causal:
+            raise ValueError(f"{baseline} is not an autoregressive (causal) checkpoint")
+        log.info("loaded %s on %s in %.1f s", path_or_hub_id, next(model.parameters()).device,
+                 time.perf_counter() - started)
+        return cls(model, fmt, name=str(path_or_hub_id), quantization=quantization,
+                   baseline=base)
+
+    # ------------------------------------------------------------------ info
+    def info(self) -> dict:
+        c = self.model.config
+        return {"model": self.name, "device": str(self.device), "quantization": self.quantization,
+                "parameters": sum(p.numel() for p in self.model.parameters()),
+                "block_size": c.block_size, "max_positions": c.max_positions,
+                "image_size": self.fmt.tok.image.config.image_size,
+                "ar_baseline": self.baseline is not None}
+
+    # ------------------------------------------------------------------ chat
+    def chat(self, messages, settings: Settings | dict | None = None,
+             session: str | None = None) -> Iterator[Event]:
+        """Answer the last (user) message. Bad messages or settings raise `MessageError` /
+        `SettingsError` (and unreadable files `MediaError`) before any work starts."""
+        settings = settings if isinstance(settings, Settings) else Settings.from_dict(settings)
+        turns = to_turns(messages)
+        model, fmt = self._pick(settings.mode)
+        options = self.options(settings, model.config)
+        prompt = self._fit(fmt, turns, options)
+        uncond = fmt.prompt([Turn("user", [Part("text", NULL_PROMPT)])]) \
+            if settings.guidance > 0 else None
+        return self._run(model, fmt, prompt, uncond, options, settings, session)
+
+    def _run(self, model, fmt, prompt, uncond, options, settings, session):
+        key = (session, settings.mode)
+        with self._lock:
+            reuse = self._states.pop(key, None) if session is not None and options.cache else None
+            generator = torch.Generator(self.device).manual_seed(settings.seed)
+            steps = iter_generate(model, prompt, options, generator, uncond_prompt=uncond,
+                                  reuse=reuse)
+            text = _TextStream(fmt)
+            while True:
+                try:
+                    event = next(steps)
+                except StopIteration as stop:
+                    out = stop.value
+                    break
+                yield self._progress(event, fmt, text)
+            yield from self._segments(out, fmt)
+            if session is not None and out.state is not None:
+                self._states[key] = out.state
+                while len(self._states) > KEPT_SESSIONS:
+                    self._states.popitem(last=False)
+            yield Finished(self._stats(out, settings))
+
+    def forget(self, session: str) -> None:
+        """Drop a session's cached keys/values (its history was edited or deleted)."""
+        with self._lock:
+            for key in [k for k in self._states if k[0] == session]:
+                del self._states[key]
+
+    def options(self, s: Settings, config) -> DecodeOptions:
+        if s.mode == "ar":  # next-token decoding: one-token blocks, one step each
+            size, steps, confidence = 1, 1, 1.0
+        else:
+            size, steps, confidence = s.block_size or config.block_size, s.steps, s.confidence
+        text_blocks = math.ceil(s.max_tokens / size)
+        audio_blocks = math.ceil(2 * s.max_tokens / size)
+        try:
+            return DecodeOptions(steps=steps, temperature=s.temperature, confidence=confidence,
+                                 max_text_blocks=text_blocks, max_audio_blocks=audio_blocks,
+                                 fixed_blocks=text_blocks, cache=s.cache, dynamic=s.dynamic,
+                                 guidance=s.guidance, block_size=size)
+        except ValueError as e:
+            raise SettingsError(f"these settings ask for too much: {e}") from None
+
+    def _pick(self, mode: str):
+        if mode == "ar":
+            if self.baseline is None:
+                raise SettingsError("mode 'ar' needs the autoregressive baseline; start the app "
+                                    "with --baseline checkpoints/nano-ar")
+            return self.baseline
+        return self.model, self.fmt
+
+    def _fit(self, fmt, turns: list[Turn], options: DecodeOptions):
+        """The prompt, leaving out the oldest turns when the conversation outgrows the model."""
+        c = fmt.config
+        size = options.block_size or c.block_size
+        room = max(options.max_text_blocks * size, options.max_audio_blocks * size,
+                   c.image_positions) + 2 * size + 8
+        limit = c.max_positions - room
+        system = [t for t in turns[:1] if t.role == "system"]
+        rest = turns[len(system):]
+        for start in range(len(rest)):
+            if rest[start].role != "user":
+                continue
+            seq = fmt.prompt(system + rest[start:]).build()
+            if len(seq) <= limit:
+                if start:
+                    log.info("left out the %d oldest turn(s) to fit %d positions", start, limit)
+                return seq
+        n = len(fmt.prompt(system + rest[-1:]).build())
+        raise MessageError(f"the message is too long: {n} positions, and this model reads at "
+                           f"most {limit} in a prompt (shorten it or ask for a shorter reply)")
+
+    # ------------------------------------------------------------------ events
+    def _progress(self, ev: StepEvent, fmt, text: "_TextStream") -> Progress:
+        preview, partial = None, ""
+        if ev.layout == "text":
+            partial = text.update(ev)
+        elif ev.layout == "image" and ev.block == 1:
+            codes = ev.x1[:, : fmt.config.image_groups]
+            preview = fmt.tok.image.decode(codes[None].cpu())[0]
+        return Progress(ev.layout, ev.block, ev.step, ev.total, partial, preview)
+
+    def _segments(self, out, fmt):
+        if out.layout == "text":
+            yield TextSegment(fmt.tok.text.decode(out.text_ids))
+        elif out.layout == "image":
+            yield ImageSegment(fmt.tok.image.decode(out.image_codes[None])[0])
+        else:
+            yield AudioSegment(fmt.tok.audio.decode(out.audio_codes).astype(np.float32))
+
+    def _stats(self, out, settings: Settings) -> dict:
+        s = out.stats
+        tokens = {"text": len(out.text_ids),
+                  "image": 0 if out.image_codes is None else len(out.image_codes),
+                  "audio": 0 if out.audio_codes is None else len(out.audio_codes)}[out.layout]
+        latency = s["latency_s"]
+        return {"layout": out.layout, "mode": settings.mode, "seed": settings.seed,
+                "steps": s["steps"], "blocks": s["blocks"], "tokens": tokens,
+                "latency_s": round(latency, 4),
+                "tokens_per_s": round(tokens / latency, 2) if latency > 0 else None,
+                "forward_passes": s["forward_passes"],
+                "positions_computed": s["positions_computed"],
+                "cache_hits": s["cached_positions_reused"],
+                "prompt_positions": s["prompt_positions"],
+                "prompt_reused": s["prompt_positions_reused"], "device": str(self.device)}
+
+    # ------------------------------------------------------------------ retrieval
+    @torch.no_grad()
+    def embed(self, part) -> np.ndarray:
+        """The unified representation of one item (text, image, audio or video), unit length."""
+        return self.embed_many([part])[0]
+
+    @torch.no_grad()
+    def embed_many(self, parts, batch: int = 32) -> np.ndarray:
+        from nextomni.model.sequence import collate
+
+        parts = [as_part(p) for p in parts]
+        with self._lock:
+            out = []
+            for i in range(0, len(parts), batch):
+                b = collate([self.fmt.embedding_sequence(p) for p in parts[i:i + batch]])
+                b = b.to(self.device)
+                h = self.model(b.ids, b.kind, b.mpos, b.attention_mask,
+                               segment=b.segment).last_hidden_state
+                out.append(self.model.unified_embedding(h.float(), b.attention_mask.sum(1) - 1))
+        return torch.cat(out).cpu().numpy() if out else np.zeros((0, self.model.config.hidden_size),
+                                                                  np.float32)
+
+    def search(self, query, gallery, top: int | None = None) -> list[Hit]:
+        """Rank `gallery` items (any modality) by similarity to `query`, best first."""
+        if not gallery:
+            return []
+        q = self.embed(query)
+        scores = self.embed_many(gallery) @ q
+        order = np.argsort(-scores, kind="stable")[:top]
+        return [Hit(int(i), float(scores[i])) for i in order]
+
+
+class _TextStream:
+    """The text of a reply while it is being denoised: finished blocks plus the current
+    block's prediction, cut at `<eos>`."""
+
+    def __init__(self, fmt):
+        self.fmt, self.done, self.block, self.last = fmt, [], 0, None
+
+    def update(self, ev: StepEvent) -> str:
+        if ev.block != self.block and self.last is not None:
+            self.done += self.last
+        self.block = ev.block
+        self.last = ev.x1[:, 0].tolist()  # a block's last event holds its final tokens
+        ids = self.done + self.last
+        if EOS in ids:
+            ids = ids[: ids.index(EOS)]
+        return self.fmt.tok.text.decode(ids)

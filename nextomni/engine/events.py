@@ -1,0 +1,47 @@
+"""What `OmniEngine.chat` yields, in order: `Progress` per denoising step, then the finished
+segments of the reply, then one `Finished`. Plain data (numpy arrays, no tensors) so that the
+UI and the session store can use them without torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Progress:
+    layout: str                 # what the reply is becoming: text / image / audio
+    block: int                  # block index within the reply
+    step: int                   # step within the block
+    total: int                  # steps planned for the block (it may stop early)
+    text: str = ""              # the reply's text so far, current block included
+    image: np.ndarray | None = None  # preview of an image being denoised (H x W x 3 uint8)
+
+
+@dataclass
+class TextSegment:
+    text: str
+    kind: str = "text"
+
+
+@dataclass
+class ImageSegment:
+    image: np.ndarray           # H x W x 3 uint8
+    kind: str = "image"
+
+
+@dataclass
+class AudioSegment:
+    audio: np.ndarray           # float32 mono
+    sample_rate: int = 16_000
+    kind: str = "audio"
+
+
+@dataclass
+class Finished:
+    stats: dict = field(default_factory=dict)  # steps, tokens, latency_s, cache_hits, seed, ...
+
+
+Event = Progress | TextSegment | ImageSegment | AudioSegment | Finished
+Segment = TextSegment | ImageSegment | AudioSegment

@@ -1,0 +1,71 @@
+"""Generation settings a user (or a stored session) gives the engine, checked up front.
+
+Stored with every turn, so `Settings.from_dict(s.to_dict()) == s` and unknown keys from a
+newer version are refused by name rather than silently dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+MODES = ("dfm", "ar")
+MAX_TOKENS = 4096
+
+
+class SettingsError(ValueError):
+    """A setting out of range; the message names it and says what is allowed."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    seed: int = 0
+    steps: int = 16            # denoising steps per block, at most (DFM)
+    block_size: int | None = None  # None: the block size the model was trained with
+    guidance: float = 0.0      # classifier-free guidance for image / audio replies
+    max_tokens: int = 128      # longest text reply; speech gets up to 2x this many positions
+    temperature: float = 0.0   # 0: greedy
+    confidence: float = 0.9    # a block stops early once every token is this sure
+    cache: bool = True
+    dynamic: bool = True       # grow the reply block by block until <eos>; else fixed length
+    mode: str = "dfm"          # "dfm" or "ar" (the autoregressive baseline)
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        def bad(name: str, allowed: str):
+            raise SettingsError(f"setting {name}={getattr(self, name)!r} is not allowed: {allowed}")
+
+        for name in ("seed", "steps", "max_tokens"):
+            if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), int):
+                bad(name, "it must be a whole number")
+        if not 0 <= self.seed < 2**63:
+            bad("seed", "use a number between 0 and 2^63 - 1")
+        if not 1 <= self.steps <= 1024:
+            bad("steps", "use 1 to 1024 steps per block")
+        if self.block_size is not None and (isinstance(self.block_size, bool)
+                                            or not isinstance(self.block_size, int)
+                                            or not 1 <= self.block_size <= 256):
+            bad("block_size", "use 1 to 256, or leave it empty for the trained size")
+        if not 0 <= self.guidance <= 20:
+            bad("guidance", "use a scale between 0 (off) and 20")
+        if not 1 <= self.max_tokens <= MAX_TOKENS:
+            bad("max_tokens", f"use 1 to {MAX_TOKENS} tokens")
+        if not 0 <= self.temperature <= 10:
+            bad("temperature", "use 0 (greedy) to 10")
+        if not 0 <= self.confidence <= 1:
+            bad("confidence", "use a probability between 0 and 1")
+        if self.mode not in MODES:
+            bad("mode", "use 'dfm' or 'ar'")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "Settings":
+        d = dict(d or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise SettingsError(f"unknown setting(s) {unknown}; known: {sorted(known)}")
+        return cls(**d)

@@ -1,0 +1,173 @@
+"""OmniEngine through a tiny untrained checkpoint: the event stream, determinism, cache
+agreement, cross-turn reuse, settings and message errors, retrieval."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from nextomni.data.world import random_scene, render
+from nextomni.engine import (
+    AudioSegment, Finished, ImageSegment, Message, MessageError, OmniEngine, Progress, Settings,
+    SettingsError, TextSegment,
+)
+from nextomni.media import MediaError
+from tests.engine_fixtures import tiny_checkpoint
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    return OmniEngine.load(tiny_checkpoint(tmp_path_factory.mktemp("tiny")), device="cpu")
+
+
+def ask(engine, text="what colour is the shape?", image=True, settings=None, session=None,
+        history=()):
+    parts = [text] + ([{"kind": "image", "value": render(random_scene(3))}] if image else [])
+    return list(engine.chat([*history, Message("user", parts)],
+                            settings or Settings(steps=3, max_tokens=32), session=session))
+
+
+def reply(events):
+    return [e for e in events if not isinstance(e, (Progress, Finished))]
+
+
+def same(a, b):
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, TextSegment):
+        return a.text == b.text
+    return np.array_equal(a.image if isinstance(a, ImageSegment) else a.audio,
+                          b.image if isinstance(b, ImageSegment) else b.audio)
+
+
+def test_events_stream_in_order(engine):
+    events = ask(engine)
+    kinds = [type(e).__name__ for e in events]
+    assert kinds[-1] == "Finished" and kinds.count("Finished") == 1
+    first_segment = next(i for i, e in enumerate(events) if not isinstance(e, Progress))
+    assert all(isinstance(e, Progress) for e in events[:first_segment]) and first_segment > 0
+    assert len(reply(events)) == 1
+    progress = [(e.block, e.step) for e in events if isinstance(e, Progress)]
+    assert progress == sorted(progress)
+    stats = events[-1].stats
+    assert stats["steps"] == len(progress) and stats["seed"] == 0
+    assert stats["tokens"] >= 0 and stats["latency_s"] > 0 and stats["cache_hits"] > 0
+    seg = reply(events)[0]
+    if isinstance(seg, ImageSegment):
+        assert seg.image.shape == (64, 64, 3) and seg.image.dtype == np.uint8
+        assert any(e.image is not None for e in events if isinstance(e, Progress))
+    elif isinstance(seg, AudioSegment):
+        assert seg.audio.dtype == np.float32 and seg.sample_rate == 16000
+    else:
+        texts = [e.text for e in events if isinstance(e, Progress) and e.layout == "text"]
+        assert texts and isinstance(seg.text, str)
+
+
+def test_same_seed_same_reply_and_cache_agrees(engine):
+    s = Settings(steps=3, max_tokens=32, temperature=1.0, seed=7)
+    a, b = reply(ask(engine, settings=s)), reply(ask(engine, settings=s))
+    assert same(a[0], b[0])
+    off = reply(ask(engine, settings=Settings(**{**s.to_dict(), "cache": False})))
+    assert same(a[0], off[0])
+    others = [reply(ask(engine, settings=Settings(**{**s.to_dict(), "seed": k})))[0]
+              for k in range(8, 12)]
+    assert not all(same(a[0], o) for o in others)
+
+
+def test_next_turn_reuses_the_session_cache_exactly(engine):
+    s = Settings(steps=2, max_tokens=16)
+    first = ask(engine, settings=s, session="abc")
+    history = [Message("user", ["what colour is the shape?",
+                                {"kind": "image", "value": render(random_scene(3))}]),
+               Message("assistant", ["it is red."])]
+    warm = ask(engine, "and its shape?", image=False, settings=s, session="abc", history=history)
+    cold = ask(engine, "and its shape?", image=False, settings=s, history=history)
+    assert first[-1].stats["prompt_reused"] == 0
+    assert warm[-1].stats["prompt_reused"] > 0 == cold[-1].stats["prompt_reused"]
+    assert same(reply(warm)[0], reply(cold)[0])
+    engine.forget("abc")
+    again = ask(engine, "and its shape?", image=False, settings=s, session="abc", history=history)
+    assert again[-1].stats["prompt_reused"] == 0
+
+
+def test_guidance_and_fixed_length_run(engine):
+    events = ask(engine, settings=Settings(steps=2, max_tokens=32, guidance=2.0, dynamic=False))
+    assert isinstance(events[-1], Finished)
+
+
+@pytest.mark.parametrize("bad, name", [
+    (dict(steps=-1), "steps"), (dict(steps=0), "steps"), (dict(max_tokens=10**7), "max_tokens"),
+    (dict(guidance=-2), "guidance"), (dict(mode="beam"), "mode"), (dict(block_size=0), "block_size"),
+    (dict(seed=-1), "seed"), (dict(temperature=-0.5), "temperature"), (dict(steps=2.5), "steps")])
+def test_bad_settings_are_named(bad, name):
+    with pytest.raises(SettingsError, match=name):
+        Settings(**bad)
+
+
+def test_settings_round_trip_and_unknown_keys():
+    s = Settings(seed=3, guidance=1.5, cache=False)
+    assert Settings.from_dict(s.to_dict()) == s
+    with pytest.raises(SettingsError, match="unknown setting"):
+        Settings.from_dict({"steps": 4, "beam": 2})
+
+
+def test_settings_too_much_for_the_canvas(engine):
+    with pytest.raises(SettingsError, match="too much"):
+        ask(engine, settings=Settings(block_size=1, max_tokens=4096))
+
+
+def test_ar_mode_needs_a_baseline(engine):
+    with pytest.raises(SettingsError, match="baseline"):
+        ask(engine, settings=Settings(mode="ar"))
+
+
+def test_ar_baseline_decodes_one_token_per_step(tmp_path):
+    eng = OmniEngine.load(tiny_checkpoint(tmp_path / "dfm"), device="cpu",
+                          baseline=str(tiny_checkpoint(tmp_path / "ar", causal=True)))
+    events = ask(eng, settings=Settings(mode="ar", max_tokens=8))
+    stats = events[-1].stats
+    assert stats["mode"] == "ar" and stats["steps"] == stats["blocks"]
+    with pytest.raises(ValueError, match="causal"):
+        OmniEngine.load(tmp_path / "dfm", device="cpu", baseline=str(tmp_path / "dfm"))
+
+
+@pytest.mark.parametrize("messages, match", [
+    ([], "no message"),
+    ([Message("user", ["   "])], "empty"),
+    ([Message("user", ["hi"]), Message("assistant", ["hello"])], "last message"),
+    ([Message("robot", ["hi"])], "unknown role"),
+    ([Message("user", [{"kind": "smell", "value": "x"}])], "unknown part kind"),
+    ([Message("user", ["x" * 100_000])], "too long"),
+])
+def test_bad_messages_are_refused_plainly(engine, messages, match):
+    with pytest.raises(MessageError, match=match):
+        list(engine.chat(messages, Settings(steps=2)))
+
+
+def test_unreadable_upload_is_a_media_error(engine, tmp_path):
+    fake = tmp_path / "photo.png"
+    fake.write_text("not a picture")
+    with pytest.raises(MediaError):
+        list(engine.chat([Message("user", ["what is this?", {"kind": "image", "path": str(fake)}])]))
+
+
+def test_uploads_of_any_size_and_paths_load(engine, tmp_path):
+    path = tmp_path / "big.jpg"
+    Image.fromarray(render(random_scene(5))).resize((300, 200)).save(path)
+    events = list(engine.chat([Message("user", ["describe it", {"kind": "image",
+                                                                "path": str(path)}])],
+                              Settings(steps=2, max_tokens=16)))
+    assert isinstance(events[-1], Finished)
+
+
+def test_embed_and_search(engine):
+    scenes = [random_scene(s) for s in range(6)]
+    gallery = [{"kind": "image", "value": render(s)} for s in scenes]
+    v = engine.embed(gallery[2])
+    assert v.shape == (engine.model.config.hidden_size,)
+    assert abs(float(np.linalg.norm(v)) - 1) < 1e-4
+    hits = engine.search(gallery[2], gallery)
+    assert sorted(h.index for h in hits) == list(range(6))
+    score = {h.index: h.score for h in hits}  # an untrained model: ties are possible
+    assert abs(score[2] - 1) < 1e-4 and score[2] >= max(score.values()) - 1e-6
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert engine.search("a red circle", []) == []
