@@ -1,7 +1,13 @@
-"""Start NExT-OMNI chat:  python app.py [--model PATH_OR_HUB_ID] [--host H] [--port N] [--share]
+"""Start NExT-OMNI chat:
+
+    python app.py [--model PATH_OR_HUB_ID] [--quantization 4bit|8bit] [--baseline PATH]
+                  [--db PATH] [--host H] [--port N] [--share]
 
 Every flag has an environment variable for hosts such as Hugging Face Spaces (NEXTOMNI_MODEL,
-NEXTOMNI_HOST, NEXTOMNI_PORT, ...). The default model is the embedded checkpoints/nano.
+NEXTOMNI_DB, ...). Defaults: the embedded checkpoints/nano (and checkpoints/nano-ar as the AR
+baseline when present), a session database under /data when it exists (Spaces storage) or
+the user's data folder. NEXTOMNI_AUTH="user:password,user2:password2" asks visitors to log
+in; each user then sees their own sessions on any browser.
 """
 
 from __future__ import annotations
@@ -16,16 +22,19 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 HERE = Path(__file__).resolve().parent
 log = logging.getLogger("nextomni.app")
+VERSION = "0.1.0"
 
 
 @dataclass(frozen=True)
 class AppConfig:
     model: str = str(HERE / "checkpoints" / "nano")
     quantization: str | None = None
+    baseline: str | None = None
     db: str | None = None
     host: str = "127.0.0.1"
     port: int = 7860
     share: bool = False
+    auth: str | None = None
 
 
 def parse_args(argv: list[str] | None = None, env: dict | None = None) -> AppConfig:
@@ -37,6 +46,9 @@ def parse_args(argv: list[str] | None = None, env: dict | None = None) -> AppCon
     p.add_argument("--quantization", choices=["4bit", "8bit"],
                    default=env.get("NEXTOMNI_QUANTIZATION") or None,
                    help="load the backbone quantized (env NEXTOMNI_QUANTIZATION)")
+    p.add_argument("--baseline", default=env.get("NEXTOMNI_BASELINE"),
+                   help="autoregressive baseline checkpoint for the AR mode (env "
+                        "NEXTOMNI_BASELINE; default checkpoints/nano-ar when present)")
     p.add_argument("--db", default=env.get("NEXTOMNI_DB"),
                    help="session database path (env NEXTOMNI_DB)")
     p.add_argument("--host", default=env.get("NEXTOMNI_HOST", d.host),
@@ -47,7 +59,8 @@ def parse_args(argv: list[str] | None = None, env: dict | None = None) -> AppCon
                    default=env.get("NEXTOMNI_SHARE", "") in ("1", "true", "True"),
                    help="also serve on a public gradio.live link (env NEXTOMNI_SHARE)")
     a = p.parse_args(argv)
-    return AppConfig(a.model, a.quantization, a.db, a.host, a.port, a.share)
+    return AppConfig(a.model, a.quantization, a.baseline, a.db, a.host, a.port, a.share,
+                     env.get("NEXTOMNI_AUTH") or None)
 
 
 def model_status(cfg: AppConfig) -> str:
@@ -55,17 +68,71 @@ def model_status(cfg: AppConfig) -> str:
     if path.exists() and not (path / "config.json").exists():
         return (f"**The model is not trained yet**: `{path.name}` holds no `config.json`. "
                 "See the README for how to train the nano model.")
-    return f"Model: `{cfg.model}`"
+    return f"Model: `{Path(cfg.model).name if path.exists() else cfg.model}`" + \
+        (f" ({cfg.quantization})" if cfg.quantization else "")
+
+
+def auth_pairs(spec: str | None) -> list[tuple[str, str]] | None:
+    if not spec:
+        return None
+    pairs = [tuple(item.split(":", 1)) for item in spec.split(",") if ":" in item]
+    if not pairs:
+        raise SystemExit("NEXTOMNI_AUTH must look like user:password[,user2:password2]")
+    return pairs
+
+
+def gpu_wrapper():
+    """spaces.GPU on ZeroGPU hardware (the GPU is attached per call), otherwise nothing."""
+    if not os.environ.get("SPACES_ZERO_GPU"):
+        return lambda f: f
+    import spaces
+
+    return spaces.GPU(duration=120)
+
+
+def gallery(n: int = 24) -> list:
+    """Built-in retrieval gallery: held-out OmniWorld scenes with their descriptions."""
+    from nextomni.data.splits import heldout
+    from nextomni.data.world import random_scene, render
+
+    scenes = [random_scene(s) for s in heldout(n)]
+    return [(s.describe(), render(s)) for s in scenes]
+
+
+def build(cfg: AppConfig):
+    """(demo, launch keyword arguments)."""
+    from sessions.store import SessionStore, default_db_path
+    from ui import build_app
+
+    status = model_status(cfg)
+    if "not trained" in status:
+        return build_app(status), {}
+    from nextomni.engine import OmniEngine
+    from ui.handlers import Handlers
+    from ui.turns import ChatRunner
+
+    baseline = cfg.baseline
+    if baseline is None and (HERE / "checkpoints" / "nano-ar" / "config.json").exists() \
+            and Path(cfg.model) == HERE / "checkpoints" / "nano":
+        baseline = str(HERE / "checkpoints" / "nano-ar")
+    engine = OmniEngine.load(cfg.model, quantization=cfg.quantization, baseline=baseline)
+    store = SessionStore(cfg.db or default_db_path(), app_version=VERSION)
+    if store.recovered:
+        log.warning("marked %d turn(s) left running by a stopped server as failed",
+                    store.recovered)
+    handlers = Handlers(ChatRunner(engine, store, cfg.model), store, gallery())
+    demo = build_app(status, handlers, gpu_wrapper())
+    demo.queue(default_concurrency_limit=1, max_size=64)
+    return demo, {"allowed_paths": [str(store.media), str(handlers.previews)],
+                  "auth": auth_pairs(cfg.auth)}
 
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     cfg = parse_args(argv)
-    from ui import build_app
-
-    demo = build_app(model_status(cfg))
+    demo, kwargs = build(cfg)
     log.info("serving on http://%s:%d", cfg.host, cfg.port)
-    demo.launch(server_name=cfg.host, server_port=cfg.port, share=cfg.share)
+    demo.launch(server_name=cfg.host, server_port=cfg.port, share=cfg.share, **kwargs)
 
 
 if __name__ == "__main__":

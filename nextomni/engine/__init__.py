@@ -1,6 +1,8 @@
-"""The inference engine: load a checkpoint, chat as a stream of events, embed and search."""
+"""The inference engine: load a checkpoint, chat as a stream of events, embed and search.
 
-from nextomni.engine.engine import Hit, OmniEngine
+Settings, events and messages import without torch (the UI uses them); `OmniEngine` loads
+torch when first touched."""
+
 from nextomni.engine.events import (
     AudioSegment, Event, Finished, ImageSegment, Progress, Segment, TextSegment,
 )
@@ -10,3 +12,11 @@ from nextomni.engine.settings import Settings, SettingsError
 __all__ = ["OmniEngine", "Hit", "Settings", "SettingsError", "Message", "MessageError",
            "Progress", "TextSegment", "ImageSegment", "AudioSegment", "Finished", "Event",
            "Segment"]
+
+
+def __getattr__(name):
+    if name in ("OmniEngine", "Hit"):
+        from nextomni.engine import engine
+
+        return getattr(engine, name)
+    raise AttributeError(name)

@@ -15,7 +15,8 @@ Decisions recorded here:
 - `mode="ar"` decodes the autoregressive baseline (a causal checkpoint given as `baseline`)
   through the same block decoder with one-token blocks and one step each: next-token decoding
   with a key/value cache.
-- Generation is serialised by a lock: one model, one reply at a time.
+- Model calls are serialised by a lock, step by step (the app's queue runs one reply at a
+  time anyway).
 """
 
 from __future__ import annotations
@@ -103,26 +104,32 @@ class OmniEngine:
         return self._run(model, fmt, prompt, uncond, options, settings, session)
 
     def _run(self, model, fmt, prompt, uncond, options, settings, session):
+        """The lock is held for each step, never across a `yield`: a consumer that stops
+        iterating (a closed browser tab) cannot block the next reply."""
         key = (session, settings.mode)
         with self._lock:
             reuse = self._states.pop(key, None) if session is not None and options.cache else None
-            generator = torch.Generator(self.device).manual_seed(settings.seed)
-            steps = iter_generate(model, prompt, options, generator, uncond_prompt=uncond,
-                                  reuse=reuse)
-            text = _TextStream(fmt)
-            while True:
+        generator = torch.Generator(self.device).manual_seed(settings.seed)
+        steps = iter_generate(model, prompt, options, generator, uncond_prompt=uncond,
+                              reuse=reuse)
+        text = _TextStream(fmt)
+        while True:
+            with self._lock:
                 try:
                     event = next(steps)
                 except StopIteration as stop:
                     out = stop.value
                     break
-                yield self._progress(event, fmt, text)
-            yield from self._segments(out, fmt)
+                progress = self._progress(event, fmt, text)
+            yield progress
+        with self._lock:
+            segments = list(self._segments(out, fmt))
             if session is not None and out.state is not None:
                 self._states[key] = out.state
                 while len(self._states) > KEPT_SESSIONS:
                     self._states.popitem(last=False)
-            yield Finished(self._stats(out, settings))
+        yield from segments
+        yield Finished(self._stats(out, settings))
 
     def forget(self, session: str) -> None:
         """Drop a session's cached keys/values (its history was edited or deleted)."""

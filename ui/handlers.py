@@ -1,0 +1,243 @@
+"""What the page's events do: plain functions over the chat runner and the session store,
+kept apart from the layout (ui/app.py) so they can be tested without a browser."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+import uuid
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from nextomni.engine import MessageError, Settings, SettingsError
+from nextomni.media import MediaError, load_media
+from sessions.store import NotFound, SessionStore
+from ui.turns import ChatRunner
+
+log = logging.getLogger("nextomni.ui")
+
+# the order of the settings controls on the page
+SETTING_NAMES = ("seed", "steps", "block_size", "guidance", "max_tokens", "temperature",
+                 "confidence", "cache", "dynamic", "mode")
+
+
+def settings_from(values) -> Settings:
+    """Settings from the page's controls (numbers arrive as floats; 0 block size = trained)."""
+    d = dict(zip(SETTING_NAMES, values))
+    for k in ("seed", "steps", "max_tokens"):
+        if d.get(k) is not None and float(d[k]).is_integer():
+            d[k] = int(d[k])
+    bs = d.get("block_size")
+    d["block_size"] = None if bs in (None, "", 0) else int(bs) if float(bs).is_integer() else bs
+    d["mode"] = "ar" if str(d.get("mode", "dfm")).lower().startswith("ar") else "dfm"
+    return Settings(**{k: v for k, v in d.items() if v is not None})
+
+
+def stats_markdown(stats: dict) -> str:
+    if not stats:
+        return ""
+    tps = stats.get("tokens_per_s")
+    return (f"**{stats['layout']}** reply · {stats['latency_s'] * 1000:.0f} ms · "
+            f"{stats['steps']} steps in {stats['blocks']} blocks · {stats['tokens']} tokens"
+            + (f" · {tps:.0f} tokens/s" if tps else "")
+            + f" · cache hits {stats['cache_hits']:,} positions"
+            + f" · prompt reused {stats['prompt_reused']}/{stats['prompt_positions']}"
+            + f" · seed {stats['seed']} · {stats['mode'].upper()}")
+
+
+def part_content(part) -> str | dict:
+    """A stored part as chatbot content."""
+    kind = part["kind"] if isinstance(part, dict) else part.kind
+    if kind == "text":
+        return part["text"] if isinstance(part, dict) else (part.text or "")
+    path = part["path"] if isinstance(part, dict) else str(part.path)
+    return {"path": str(path)}
+
+
+def render_turns(turns) -> list[dict]:
+    """Stored turns as chatbot messages (one bubble per part; failures say why)."""
+    out = []
+    for t in turns:
+        for p in t.parts:
+            out.append({"role": t.role, "content": part_content(p)})
+        if t.role == "assistant" and t.status in ("failed", "cancelled"):
+            out.append({"role": "assistant",
+                        "content": f"⚠ reply {t.status}" + (f": {t.error}" if t.error else "")})
+    return out
+
+
+class Handlers:
+    def __init__(self, runner: ChatRunner, store: SessionStore, gallery: list | None = None):
+        self.runner, self.store = runner, store
+        self.gallery = gallery or []   # (label, H x W x 3 uint8) built-in retrieval gallery
+        self.previews = Path(tempfile.mkdtemp(prefix="nextomni-previews-"))
+        self.active: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ owner, sessions
+    @staticmethod
+    def owner(token: str | None, username: str | None = None) -> str:
+        return f"user:{username}" if username else f"browser:{token or 'anonymous'}"
+
+    @staticmethod
+    def new_token(token: str | None) -> str:
+        return token if token else uuid.uuid4().hex
+
+    def session_choices(self, owner: str) -> list[tuple[str, str]]:
+        return [(f"{s['title']} · {s['turns']} turns", s["id"])
+                for s in self.store.list_sessions(owner)]
+
+    def resume(self, sid: str | None, owner: str) -> list[dict]:
+        if not sid:
+            return []
+        return render_turns(self.store.turns(sid, owner))
+
+    def rename(self, sid: str | None, title: str, owner: str) -> str:
+        if not sid:
+            return "Open a session first."
+        self.store.rename(sid, title, owner)
+        return "Renamed."
+
+    def delete(self, sid: str | None, owner: str) -> str:
+        if not sid:
+            return "Open a session first."
+        self.store.delete(sid, owner)
+        return "Deleted."
+
+    def export(self, sid: str | None, owner: str) -> str | None:
+        if not sid:
+            return None
+        out = self.previews / f"session-{sid[:8]}.zip"
+        return str(self.store.export(sid, owner, out))
+
+    def import_(self, path: str | None, owner: str) -> str | None:
+        if not path:
+            return None
+        return self.store.import_(path, owner)
+
+    # ------------------------------------------------------------------ chat
+    def chat(self, message: dict | None, history: list, owner: str, sid: str | None, *values):
+        """A generator of (chat history, session id, statistics) as the reply streams in."""
+        message = message or {}
+        text, files = message.get("text", ""), message.get("files", [])
+        shown = list(history or [])
+        if text and text.strip():
+            shown.append({"role": "user", "content": text})
+        for f in files:
+            shown.append({"role": "user", "content": {"path": f if isinstance(f, str)
+                                                      else f["path"]}})
+        try:
+            settings = settings_from(values)
+        except (SettingsError, TypeError, ValueError) as e:
+            yield shown + [{"role": "assistant", "content": f"⚠ {e}"}], sid, ""
+            return
+        yield shown, sid, "thinking..."
+        reply: list = []
+        live = None
+        for up in self.runner.run(owner, sid, text, files, settings):
+            sid = up.session or sid
+            if up.kind == "error":
+                yield shown + reply + [{"role": "assistant", "content": f"⚠ {up.error}"}], sid, ""
+                return
+            if up.kind == "started":
+                self.active[sid] = time.monotonic()
+            elif up.kind == "progress":
+                p = up.progress
+                live = self._live(p)
+                status = f"denoising · block {p.block} · step {p.step}/{p.total} · {p.layout}"
+                yield shown + reply + ([live] if live else []), sid, status
+            elif up.kind == "segment":
+                live = None
+                reply.append({"role": "assistant", "content": part_content(up.part)})
+                yield shown + reply, sid, "finishing..."
+            elif up.kind == "done":
+                self.active.pop(sid, None)
+                yield shown + reply, sid, stats_markdown(up.stats)
+
+    def _live(self, p) -> dict | None:
+        if p.image is not None:
+            path = self.previews / f"preview-{uuid.uuid4().hex[:12]}.png"
+            Image.fromarray(p.image).save(path)
+            return {"role": "assistant", "content": {"path": str(path)}}
+        if p.text:
+            return {"role": "assistant", "content": p.text}
+        return None
+
+    def api_chat(self, text: str, file: str | None, session_id: str | None,
+                 token: str | None) -> tuple[str, list[str], str]:
+        """One whole turn for scripts: (reply text or an error, reply media paths, session)."""
+        owner = self.owner(token or "api")
+        sid = session_id or None
+        files = [file] if file else []
+        texts, media = [], []
+        for up in self.runner.run(owner, sid, text, files, None):
+            sid = up.session or sid
+            if up.kind == "error":
+                return f"Error: {up.error}", [], sid or ""
+            if up.kind == "segment":
+                if up.part["kind"] == "text":
+                    texts.append(up.part["text"])
+                else:
+                    media.append(up.part["path"])
+        return "\n".join(texts), media, sid or ""
+
+    # ------------------------------------------------------------------ retrieval
+    def search(self, text: str, file: str | None, uploads: list | None, top: int = 8):
+        """Rank the gallery (built-in scenes plus uploaded images) by the query."""
+        engine = self.runner.engine
+        items = [(label, img) for label, img in self.gallery]
+        for u in uploads or []:
+            path = u if isinstance(u, str) else u.name
+            try:
+                kind, value = load_media(path)
+            except MediaError as e:
+                return [], f"⚠ {e}"
+            if kind != "image":
+                return [], f"⚠ {Path(path).name}: the gallery holds images"
+            items.append((Path(path).name, np.asarray(value.convert("RGB"))))
+        if file:
+            try:
+                kind, value = load_media(file)
+            except MediaError as e:
+                return [], f"⚠ {e}"
+            query = {"kind": kind, "value": value[0] if kind == "audio" else value}
+        elif text and text.strip():
+            query = {"kind": "text", "text": text.strip()}
+        else:
+            return [], "Type a description or give an image / audio query."
+        try:
+            hits = engine.search(query, [{"kind": "image", "value": img} for _, img in items],
+                                 top=top)
+        except (MessageError, MediaError) as e:
+            return [], f"⚠ {e}"
+        return ([(items[h.index][1], f"{items[h.index][0]} · {h.score:.3f}") for h in hits],
+                f"{len(items)} images ranked; best first.")
+
+    # ------------------------------------------------------------------ replay
+    def play(self, sid: str | None, owner: str, delay: float = 0.4):
+        """Stored turns, revealed one at a time."""
+        if not sid:
+            yield [], "Choose a session."
+            return
+        turns = self.store.turns(sid, owner)
+        shown = []
+        for i, t in enumerate(turns):
+            shown = shown + render_turns([t])
+            yield shown, f"turn {i + 1} of {len(turns)}"
+            time.sleep(delay)
+        yield shown, f"played {len(turns)} turns"
+
+    def rerun(self, sid: str | None, owner: str) -> str:
+        from sessions.replay import rerun
+
+        if not sid:
+            return "Choose a session."
+        report = rerun(self.store, sid, self.runner.engine, owner)
+        return "```\n" + report.text() + "\n```"
+
+
+def setting_defaults() -> dict:
+    return {f.name: f.default for f in fields(Settings)}
