@@ -115,6 +115,11 @@ def test_settings_too_much_for_the_canvas(engine):
         ask(engine, settings=Settings(block_size=1, max_tokens=4096))
 
 
+def test_reply_longer_than_the_model_is_refused(engine):
+    with pytest.raises(SettingsError, match="positions"):
+        ask(engine, settings=Settings(max_tokens=4096))
+
+
 def test_ar_mode_needs_a_baseline(engine):
     with pytest.raises(SettingsError, match="baseline"):
         ask(engine, settings=Settings(mode="ar"))

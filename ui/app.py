@@ -21,6 +21,7 @@ INTRO = ("Any-to-any chat driven by discrete flow matching: text, images, audio 
          "on a 3x3 grid, spoken sentences about them, and moving shapes.")
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 GPU = "model"  # one concurrency group for everything that runs the model
+PRIVATE = {"api_visibility": "private"}  # page events; scripts use /chat
 
 
 def examples() -> list[dict]:
@@ -110,7 +111,7 @@ def build_app(status: str, handlers: Handlers | None = None, gpu=lambda f: f) ->
         # hidden endpoint for scripts: one turn in, reply out
         with gr.Group(visible=False):
             api_text, api_file = gr.Textbox(), gr.File(type="filepath")
-            api_session, api_token = gr.Textbox(), gr.Textbox()
+            api_session, api_token, api_settings = gr.Textbox(), gr.Textbox(), gr.Textbox()
             api_reply, api_media, api_session_out = gr.Textbox(), gr.File(file_count="multiple"), \
                 gr.Textbox()
             api_btn = gr.Button()
@@ -121,36 +122,38 @@ def build_app(status: str, handlers: Handlers | None = None, gpu=lambda f: f) ->
             who = h.owner(tok, getattr(request, "username", None))
             return tok, who, gr.Dropdown(choices=h.session_choices(who), value=None)
 
-        demo.load(start, [token], [token, owner, sessions])
+        demo.load(start, [token], [token, owner, sessions], **PRIVATE)
 
         def refresh(who, sid):
             return gr.Dropdown(choices=h.session_choices(who), value=sid)
 
-        send = box.submit(lambda: gr.MultimodalTextbox(interactive=False), None, box) \
+        send = box.submit(lambda: gr.MultimodalTextbox(interactive=False), None, box, **PRIVATE) \
             .then(gpu(h.chat), [box, chatbot, owner, session, *controls],
-                  [chatbot, session, stats], concurrency_id=GPU, concurrency_limit=1) \
-            .then(lambda: gr.MultimodalTextbox(value=None, interactive=True), None, box)
-        send.then(refresh, [owner, session], sessions)
+                  [chatbot, session, stats], concurrency_id=GPU, concurrency_limit=1,
+                  api_name="page_chat", **PRIVATE) \
+            .then(lambda: gr.MultimodalTextbox(value=None, interactive=True), None, box, **PRIVATE)
+        send.then(refresh, [owner, session], sessions, **PRIVATE)
         stop.click(lambda: (gr.MultimodalTextbox(interactive=True), "stopped"), None,
-                   [box, stats], cancels=[send])
+                   [box, stats], cancels=[send], **PRIVATE)
 
         def resume(sid, who):
             return h.resume(sid, who), sid, ""
 
-        sessions.input(resume, [sessions, owner], [chatbot, session, stats])
+        sessions.input(resume, [sessions, owner], [chatbot, session, stats], **PRIVATE)
         new_btn.click(lambda: ([], None, "", gr.Dropdown(value=None)), None,
-                      [chatbot, session, stats, sessions])
+                      [chatbot, session, stats, sessions], **PRIVATE)
 
         def rename(sid, new_title, who):
             return h.rename(sid, new_title, who), refresh(who, sid)
 
-        rename_btn.click(rename, [session, title, owner], [panel_note, sessions])
+        rename_btn.click(rename, [session, title, owner], [panel_note, sessions], **PRIVATE)
 
         def delete(sid, who):
             return h.delete(sid, who), refresh(who, None), [], None
 
-        delete_btn.click(delete, [session, owner], [panel_note, sessions, chatbot, session])
-        export_btn.click(h.export, [session, owner], export_file)
+        delete_btn.click(delete, [session, owner], [panel_note, sessions, chatbot, session],
+                         **PRIVATE)
+        export_btn.click(h.export, [session, owner], export_file, **PRIVATE)
 
         def imported(path, who):
             try:
@@ -159,12 +162,13 @@ def build_app(status: str, handlers: Handlers | None = None, gpu=lambda f: f) ->
                 return f"⚠ {e}", refresh(who, None), gr.update(), gr.update()
             return "Imported.", refresh(who, sid), h.resume(sid, who), sid
 
-        import_file.upload(imported, [import_file, owner], [panel_note, sessions, chatbot, session])
+        import_file.upload(imported, [import_file, owner], [panel_note, sessions, chatbot, session],
+                           **PRIVATE)
         find.click(gpu(h.search), [q_text, q_file, uploads], [found, found_note],
-                   concurrency_id=GPU)
-        play.click(h.play, [session, owner], [replay_chat, replay_note])
-        rerun.click(gpu(h.rerun), [session, owner], replay_note, concurrency_id=GPU)
-        api_btn.click(gpu(h.api_chat), [api_text, api_file, api_session, api_token],
+                   concurrency_id=GPU, **PRIVATE)
+        play.click(h.play, [session, owner], [replay_chat, replay_note], **PRIVATE)
+        rerun.click(gpu(h.rerun), [session, owner], replay_note, concurrency_id=GPU, **PRIVATE)
+        api_btn.click(gpu(h.api_chat), [api_text, api_file, api_session, api_token, api_settings],
                       [api_reply, api_media, api_session_out], api_name="chat",
                       concurrency_id=GPU)
         assert len(controls) == len(SETTING_NAMES)  # handlers read them in this order

@@ -3,6 +3,7 @@ kept apart from the layout (ui/app.py) so they can be tested without a browser."
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 import time
@@ -166,14 +167,20 @@ class Handlers:
             return {"role": "assistant", "content": p.text}
         return None
 
-    def api_chat(self, text: str, file: str | None, session_id: str | None,
-                 token: str | None) -> tuple[str, list[str], str]:
-        """One whole turn for scripts: (reply text or an error, reply media paths, session)."""
+    def api_chat(self, text: str, file: str | None = None, session_id: str | None = None,
+                 token: str | None = None, settings: str | None = None
+                 ) -> tuple[str, list[str], str]:
+        """One whole turn for scripts: (reply text or an error, reply media paths, session).
+        `settings` is optional JSON of `Settings` fields; `token` names the owner."""
         owner = self.owner(token or "api")
         sid = session_id or None
         files = [file] if file else []
+        try:
+            chosen = Settings.from_dict(json.loads(settings)) if settings else None
+        except (ValueError, TypeError) as e:
+            return f"Error: {e}", [], sid or ""
         texts, media = [], []
-        for up in self.runner.run(owner, sid, text, files, None):
+        for up in self.runner.run(owner, sid, text, files, chosen):
             sid = up.session or sid
             if up.kind == "error":
                 return f"Error: {up.error}", [], sid or ""

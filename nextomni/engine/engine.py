@@ -167,6 +167,9 @@ class OmniEngine:
         room = max(options.max_text_blocks * size, options.max_audio_blocks * size,
                    c.image_positions) + 2 * size + 8
         limit = c.max_positions - room
+        if limit < 64:
+            raise SettingsError(f"max_tokens={options.max_text_blocks * size} asks for a longer "
+                                f"reply than this model's {c.max_positions} positions allow")
         system = [t for t in turns[:1] if t.role == "system"]
         rest = turns[len(system):]
         for start in range(len(rest)):
