@@ -1,49 +1,36 @@
-"""The app starts from the README's command and serves a page."""
+"""The app starts from the README's command and serves a page; flags and environment."""
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
-from app import parse_args
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from app import auth_pairs, parse_args
+from tests.server import Server
 
 
 def test_flags_and_environment():
-    cfg = parse_args([], env={"NEXTOMNI_MODEL": "some/model", "NEXTOMNI_PORT": "9000"})
-    assert cfg.model == "some/model" and cfg.port == 9000
+    cfg = parse_args([], env={"NEXTOMNI_MODEL": "some/model", "NEXTOMNI_PORT": "9000",
+                              "NEXTOMNI_DB": "/tmp/x.db", "NEXTOMNI_AUTH": "ann:pw"})
+    assert cfg.model == "some/model" and cfg.port == 9000 and cfg.db == "/tmp/x.db"
+    assert auth_pairs(cfg.auth) == [("ann", "pw")]
     assert parse_args(["--port", "7000"], env={"NEXTOMNI_PORT": "9000"}).port == 7000
     assert parse_args([], env={}).model.endswith(os.path.join("checkpoints", "nano"))
+    assert parse_args(["--quantization", "4bit"], env={}).quantization == "4bit"
 
 
-def test_app_serves_a_page(tmp_path):
-    port = free_port()
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "NEXTOMNI_PORT": str(port)}
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def test_app_serves_the_chat_with_the_shipped_model(tmp_path):
+    s = Server(None, tmp_path / "s.db", tmp_path / "app.log")
     try:
-        deadline, page = time.time() + 90, None
-        while time.time() < deadline and page is None:
-            if proc.poll() is not None:
-                raise AssertionError(proc.stdout.read())
-            try:
-                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read()
-            except OSError:
-                time.sleep(0.5)
-        assert page is not None, "no page within 90 s"
-        assert b"NExT-OMNI" in page
-        config = urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=5).read()
-        assert b"model-status" in config
+        assert b"NExT-OMNI" in s.page()
+        config = s.page("config")
+        assert b"model-status" in config and b"chatbot" in config and b"nano" in config
+        assert (tmp_path / "s.db").exists()
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        s.stop()
+
+
+def test_an_untrained_folder_gets_an_explanation(tmp_path):
+    (tmp_path / "empty").mkdir()
+    s = Server(tmp_path / "empty", tmp_path / "s.db", tmp_path / "app.log")
+    try:
+        assert b"not trained yet" in s.page("config")
+    finally:
+        s.stop()

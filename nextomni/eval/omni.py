@@ -30,6 +30,7 @@ KEYS = ("caption_acc", "vqa_acc", "asr_wer", "t2i_acc", "tts_wer", "video_acc",
 class Evaluator:
     def __init__(self, model, fmt, options: DecodeOptions = DecodeOptions(), seed: int = 0):
         self.model, self.fmt, self.options, self.seed = model, fmt, options, seed
+        self.latencies: list[float] = []  # seconds per task reply (not the scoring passes)
 
     def respond(self, turns: list[Turn], i: int):
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + i)
@@ -55,6 +56,7 @@ class Evaluator:
         for i, seed in enumerate(tqdm(heldout(n), desc=name, leave=False)):
             ex = make_example(name, seed)
             out = self.respond(ex.turns[:-1], i)
+            self.latencies.append(out.stats["latency_s"])
             wrong_layout = out.layout != LAYOUT[name]
             if LAYOUT[name] == "image":
                 hits.append(not wrong_layout and self.image_scene(out.image_codes) == ex.answer)

@@ -1,0 +1,113 @@
+"""DFM against the autoregressive baseline on the nano models, task by task.
+
+For every task: accuracy (1 - WER for speech tasks) and reply latency p50 / p90 for DFM with
+the cache on/off and dynamic length on/off (ablations), and for the AR baseline (same
+backbone size, trained causally on the same data and budget; checkpoints/nano-ar) decoded
+with a key/value cache. Prints a markdown table and JSON rows.
+
+    python -m bench.dfm_vs_ar [--n 50] [--tasks caption,vqa,...] [--json FILE]
+        [--dfm checkpoints/nano] [--ar checkpoints/nano-ar]
+
+Rows: {"mode", "cache", "dynamic", "task", "accuracy", "latency_p50_ms", "latency_p90_ms", "n"}.
+Without an AR checkpoint the AR rows are left out and the output says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+TASKS = ("caption", "vqa", "asr", "t2i", "tts", "video", "edit")
+VARIANTS = (  # (mode, cache, dynamic)
+    ("dfm", True, True), ("dfm", False, True), ("dfm", True, False), ("ar", True, True))
+
+
+def options_for(mode: str, cache: bool, dynamic: bool, steps: int):
+    from nextomni.model.generate import DecodeOptions
+
+    if mode == "ar":  # next-token decoding: one-token blocks, one step each
+        return DecodeOptions(steps=1, confidence=1.0, block_size=1, max_text_blocks=128,
+                             max_audio_blocks=256, cache=cache, dynamic=dynamic)
+    # without dynamic length the canvas is the longest the task set needs (8 text blocks)
+    return DecodeOptions(steps=steps, cache=cache, dynamic=dynamic, fixed_blocks=8)
+
+
+def run(variant, model, fmt, tasks, n: int, steps: int) -> list[dict]:
+    from nextomni.eval.omni import Evaluator
+
+    mode, cache, dynamic = variant
+    rows = []
+    for task in tasks:
+        ev = Evaluator(model, fmt, options_for(mode, cache, dynamic, steps))
+        r = ev.task(task, n)
+        acc = r["acc"] if "acc" in r else max(0.0, 1.0 - r["wer"])
+        lat = np.array(ev.latencies) * 1000
+        rows.append({"mode": mode, "cache": cache, "dynamic": dynamic, "task": task,
+                     "accuracy": round(float(acc), 4),
+                     "latency_p50_ms": round(float(np.percentile(lat, 50)), 1),
+                     "latency_p90_ms": round(float(np.percentile(lat, 90)), 1), "n": n})
+        logging.info("%s", rows[-1])
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| mode | cache | dynamic | task | accuracy | p50 ms | p90 ms | n |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        lines.append(f"| {r['mode']} | {'on' if r['cache'] else 'off'} | "
+                     f"{'on' if r['dynamic'] else 'off'} | {r['task']} | {r['accuracy']:.3f} | "
+                     f"{r['latency_p50_ms']:.0f} | {r['latency_p90_ms']:.0f} | {r['n']} |")
+    return "\n".join(lines)
+
+
+def speedups(rows: list[dict]) -> dict:
+    """Per task: AR p50 latency / full-DFM p50 latency."""
+    by = {(r["mode"], r["cache"], r["dynamic"], r["task"]): r for r in rows}
+    out = {}
+    for (mode, cache, dynamic, task), r in by.items():
+        ar = by.get(("ar", True, True, task))
+        if mode == "dfm" and cache and dynamic and ar:
+            out[task] = round(ar["latency_p50_ms"] / max(r["latency_p50_ms"], 1e-9), 2)
+    return out
+
+
+def main(argv=None) -> None:
+    from nextomni.model.loading import load_checkpoint
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dfm", default="checkpoints/nano")
+    p.add_argument("--ar", default="checkpoints/nano-ar")
+    p.add_argument("--n", type=int, default=50)
+    p.add_argument("--steps", type=int, default=16)
+    p.add_argument("--tasks", default=",".join(TASKS))
+    p.add_argument("--variants", default="all", help="all, or e.g. dfm-cache-dynamic,ar")
+    p.add_argument("--json", type=Path)
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    torch.manual_seed(0)
+    tasks = [t for t in a.tasks.split(",") if t]
+    variants = list(VARIANTS)
+    notes = []
+    if not (Path(a.ar) / "config.json").exists():
+        variants = [v for v in variants if v[0] != "ar"]
+        notes.append(f"no AR baseline at {a.ar}: AR rows left out")
+    dfm = load_checkpoint(a.dfm)
+    ar = load_checkpoint(a.ar) if any(v[0] == "ar" for v in variants) else None
+    rows = []
+    for v in variants:
+        model, fmt = ar if v[0] == "ar" else dfm
+        rows += run(v, model, fmt, tasks, a.n, a.steps)
+    print(table(rows))
+    result = {"rows": rows, "ar_over_dfm_p50": speedups(rows), "notes": notes}
+    print(json.dumps(result, indent=1))
+    if a.json:
+        a.json.write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""The benchmark scripts run end to end at a tiny size and print what they promise."""
+
+import json
+
+from bench import dfm_vs_ar, scale
+from tests.engine_fixtures import tiny_checkpoint
+
+ROW_KEYS = {"mode", "cache", "dynamic", "task", "accuracy", "latency_p50_ms", "latency_p90_ms",
+            "n"}
+
+
+def test_scale_runs_tiny_on_cpu():
+    r = scale.main(["--size", "tiny", "--new-tokens", "32", "--steps", "2"])
+    assert r["dfm_steps"] == 1 + 2 * 2  # the layout token, then 2 blocks x 2 steps
+    for k in ("hf_eager_tokens_per_s", "dfm_tokens_per_s", "dfm_step_ms", "forward_768_ms"):
+        assert r[k] > 0
+
+
+def test_dfm_vs_ar_rows(tmp_path, capsys):
+    dfm = tiny_checkpoint(tmp_path / "dfm")
+    ar = tiny_checkpoint(tmp_path / "ar", causal=True)
+    out = tmp_path / "rows.json"
+    dfm_vs_ar.main(["--dfm", str(dfm), "--ar", str(ar), "--n", "2", "--steps", "2",
+                    "--tasks", "vqa,t2i", "--json", str(out)])
+    rows = json.loads(out.read_text())
+    assert len(rows) == 4 * 2 and all(set(r) == ROW_KEYS for r in rows)
+    assert {(r["mode"], r["cache"], r["dynamic"]) for r in rows} == set(dfm_vs_ar.VARIANTS)
+    assert all(0 <= r["accuracy"] <= 1 and r["latency_p90_ms"] >= r["latency_p50_ms"] > 0
+               for r in rows)
+    assert "| mode | cache |" in capsys.readouterr().out
+
+
+def test_dfm_vs_ar_without_a_baseline_says_so(tmp_path, capsys):
+    dfm = tiny_checkpoint(tmp_path / "dfm")
+    dfm_vs_ar.main(["--dfm", str(dfm), "--ar", str(tmp_path / "none"), "--n", "1",
+                    "--steps", "1", "--tasks", "vqa"])
+    printed = capsys.readouterr().out
+    assert "AR rows left out" in printed and '"mode": "ar"' not in printed

@@ -1,0 +1,70 @@
+"""A person in Chromium: asks about an uploaded image, asks for an image and sees it, sends a
+spoken question, replays the session. Uses the shipped nano model; leaves a screenshot in
+artifacts/."""
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from tests.server import ROOT, Server
+
+EXAMPLES = ROOT / "ui" / "examples"
+ARTIFACTS = ROOT / "artifacts"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    d = tmp_path_factory.mktemp("browser")
+    s = Server(None, d / "s.db", d / "app.log")  # the default model: checkpoints/nano
+    yield s
+    s.stop()
+
+
+def send(page, text, files=()):
+    before = page.inner_text("#turn-stats")
+    if files:
+        page.set_input_files("#box input[type=file]", [str(f) for f in files])
+        page.wait_for_function(
+            "n => document.querySelectorAll('#box .thumbnail-item, #box .thumbnail-image, "
+            "#box img, #box audio, #box .file-preview').length >= n", arg=len(files),
+            timeout=30_000)
+    page.fill("#box textarea", text)
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "before => { const t = document.querySelector('#turn-stats').innerText;"
+        " return t !== before && t.includes('reply ·'); }", arg=before, timeout=120_000)
+    return page.inner_text("#turn-stats")
+
+
+def test_a_person_chats_and_replays(server):
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium",
+                                    args=["--no-sandbox", "--disable-dev-shm-usage"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        try:
+            page.goto(server.url, wait_until="domcontentloaded")
+            page.wait_for_selector("#box textarea", timeout=60_000)
+            stats = send(page, "what do you see?", [EXAMPLES / "scene.png"])
+            assert "text reply" in stats
+            expected = (EXAMPLES / "scene.txt").read_text().strip()
+            page.wait_for_function(
+                "want => [...document.querySelectorAll('#chatbot .bot')]"
+                ".some(m => m.innerText.includes(want))", arg=expected.split(" on ")[0],
+                timeout=10_000)
+            stats = send(page, "draw a small red circle at the top left on a white background.")
+            assert "image reply" in stats
+            page.wait_for_function(
+                "() => { const bots = document.querySelectorAll('#chatbot .bot');"
+                " const last = bots[bots.length - 1];"
+                " return last && last.querySelector('img') !== null; }", timeout=30_000)
+            stats = send(page, "what did I say?", [EXAMPLES / "question.wav"])
+            assert "text reply" in stats
+            page.get_by_role("tab", name="Replay").click()
+            page.click("#play")
+            page.wait_for_function(
+                "() => document.querySelector('#replay-note').innerText.includes('played 6 turns')",
+                timeout=60_000)
+            assert page.locator("#replay img").count() >= 1
+        finally:
+            page.screenshot(path=str(ARTIFACTS / "browser.png"), full_page=True)
+            browser.close()
