@@ -36,3 +36,13 @@ def test_dfm_vs_ar_without_a_baseline_says_so(tmp_path, capsys):
                     "--steps", "1", "--tasks", "vqa"])
     printed = capsys.readouterr().out
     assert "AR rows left out" in printed and '"mode": "ar"' not in printed
+
+
+def test_cache_agreement_runs(tmp_path):
+    from bench import cache_agreement
+
+    dfm = tiny_checkpoint(tmp_path / "dfm")
+    r = cache_agreement.main(["--checkpoint", str(dfm), "--n", "2", "--steps", "2",
+                              "--tasks", "vqa,t2i"])
+    assert set(r) == {"vqa", "t2i", "all"} and 0.9 <= r["all"]["token_agreement"] <= 1
+    assert cache_agreement.agreement([1, 2, 3], [1, 5]) == (1, 3)

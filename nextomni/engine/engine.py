@@ -13,8 +13,7 @@ Decisions recorded here:
 - When a conversation outgrows the model's positions the oldest turns are left out (a system
   message stays); a single message too long to fit is refused with its length.
 - `mode="ar"` decodes the autoregressive baseline (a causal checkpoint given as `baseline`)
-  through the same block decoder with one-token blocks and one step each: next-token decoding
-  with a key/value cache.
+  token by token with a key/value cache (`model.autoregressive`), behind the same events.
 - Model calls are serialised by a lock, step by step (the app's queue runs one reply at a
   time anyway).
 """
@@ -38,6 +37,7 @@ from nextomni.engine.events import (
 )
 from nextomni.engine.messages import MessageError, as_part, to_turns
 from nextomni.engine.settings import Settings, SettingsError
+from nextomni.model.autoregressive import iter_generate_ar
 from nextomni.model.generate import DecodeOptions, StepEvent, iter_generate
 from nextomni.model.loading import load_checkpoint
 from nextomni.tokenizers.special import EOS
@@ -110,8 +110,8 @@ class OmniEngine:
         with self._lock:
             reuse = self._states.pop(key, None) if session is not None and options.cache else None
         generator = torch.Generator(self.device).manual_seed(settings.seed)
-        steps = iter_generate(model, prompt, options, generator, uncond_prompt=uncond,
-                              reuse=reuse)
+        decode = iter_generate_ar if model.config.causal else iter_generate
+        steps = decode(model, prompt, options, generator, uncond_prompt=uncond, reuse=reuse)
         text = _TextStream(fmt)
         while True:
             with self._lock:

@@ -22,7 +22,7 @@ from nextomni.model.config import OmniConfig
 from nextomni.model.sequence import (
     Block, Sequence, SequenceBuilder, pick_target, response_blocks,
 )
-from nextomni.tokenizers.special import EOS
+from nextomni.tokenizers.special import EOS, PAD
 from nextomni.tokenizers.video import encode_video
 
 
@@ -117,6 +117,20 @@ class ChatFormatter:
         for i in range(j + 1):
             b.block(blocks[i], target=i == j)
         return b.build()
+
+    def encode_full(self, turns: list[Turn]) -> Sequence:
+        """A training sequence for the autoregressive baseline: the prompt and the whole
+        reply, every reply position a target except the closing markers the engine writes
+        and the padding after `<eos>`."""
+        if not turns or turns[-1].role != "assistant" or len(turns[-1].parts) != 1:
+            raise ValueError("the last turn must be the assistant's, with exactly one part")
+        b = self.prompt(turns[:-1])
+        for blk in self.response_blocks(turns[-1].parts[0]):
+            b.block(blk, target=not blk.fixed)
+        seq = b.build()
+        pad = (seq.kind == 0) & (seq.ids[:, 0] == PAD)
+        seq.target &= ~pad
+        return seq
 
     def embedding_sequence(self, part: Part) -> Sequence:
         """One item alone, then `<eos>` in a segment of its own: the state there (which sees

@@ -1,4 +1,5 @@
-"""The backbone's DFM objective over mixed-modality sequences.
+"""The backbone's training objectives over mixed-modality sequences: DFM, and next-token
+prediction for the autoregressive baseline.
 
 Every (position, sub-code) slot of a sequence is one DFM variable in its own space (text,
 image sub-codebook g, audio sub-codebook g; see `sequence.variable_spaces`). Response
@@ -9,9 +10,11 @@ cross-entropy; sub-code heads are teacher-forced with the clean sub-codes before
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from nextomni.dfm import dfm_loss
+from nextomni.model.config import AUDIO, IMAGE, TEXT
 from nextomni.model.modeling import OmniModel
 from nextomni.model.sequence import Batch, variable_spaces
 
@@ -34,3 +37,21 @@ def dfm_objective(model: OmniModel, batch: Batch, paths=None,
         return model.head_logits(hidden, batch.ids, batch.kind, select=batch.target)
 
     return dfm_loss(denoise, x1, paths, target, space=space, t=t, generator=generator)
+
+
+def ar_objective(model: OmniModel, batch: Batch) -> Tensor:
+    """Next-token cross-entropy (the causal baseline): the state at position i - 1 predicts
+    the token at target position i through the head of i's kind; sub-code heads are
+    teacher-forced with the clean sub-codes of position i before them."""
+    hidden = model(batch.ids, batch.kind, batch.mpos, batch.attention_mask).last_hidden_state
+    shifted = torch.cat([hidden[:, :1], hidden[:, :-1]], 1)  # position 0 is never a target
+    logits = model.head_logits(shifted, batch.ids, batch.kind, select=batch.target)
+    c = model.config
+    sel = batch.target
+    targets = [batch.ids[sel & (batch.kind == TEXT)][:, 0]]
+    targets += [batch.ids[sel & (batch.kind == IMAGE)][:, g] for g in range(c.image_groups)]
+    targets += [batch.ids[sel & (batch.kind == AUDIO)][:, g] for g in range(c.audio_groups)]
+    total = sum(F.cross_entropy(l.float(), t, reduction="sum") for l, t in zip(logits, targets)
+                if len(t))
+    count = sum(len(t) for t in targets)
+    return total / max(count, 1)

@@ -12,6 +12,14 @@ Objective per step: DFM cross-entropy on the response variables
   + w_ret * contrastive loss between unified representations of paired items
   + w_img * image reconstruction + w_aud * audio reconstruction (tokenizer decoders keep
     training; their encoders and codebooks stay frozen so the codes do not move).
+
+The autoregressive baseline is the same script on the same data and budget:
+
+    python -m nextomni.train.omni --causal --out checkpoints/nano-ar \
+        --tokenizers checkpoints/nano --work runs/omni-ar
+
+(causal attention, next-token cross-entropy over the whole reply, the same retrieval term;
+it links to the DFM model's tokenizers and leaves them unchanged).
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -39,7 +48,7 @@ from nextomni.model import OmniConfig, OmniModel
 from nextomni.model.formatting import ChatFormatter, Tokenizers
 from nextomni.model.loading import load_tokenizers
 from nextomni.model.modeling import save_pretrained
-from nextomni.model.objective import dfm_objective
+from nextomni.model.objective import ar_objective, dfm_objective
 from nextomni.model.sequence import Batch, collate
 from nextomni.tokenizers import AudioTokenizer, ImageTokenizer
 
@@ -78,6 +87,10 @@ class OmniTrainConfig:
     save_every: int = 250
     bf16: bool = True
     data_workers: int = 1  # processes preparing batches (0: in the training process)
+    # the autoregressive baseline: a causal model trained on next tokens, same data and budget;
+    # it reads (and never changes) the tokenizers of `tokenizers`
+    causal: bool = False
+    tokenizers: Path | None = None  # where the tokenizers are (default: --out)
 
 
 def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
@@ -103,7 +116,7 @@ def build_model(cfg: OmniTrainConfig, tok: Tokenizers) -> OmniModel:
         tok.text, tok.image, tok.audio, silence=silence_code(tok.audio),
         hidden_size=cfg.hidden_size, num_layers=cfg.num_layers, num_heads=cfg.num_heads,
         num_kv_heads=cfg.num_kv_heads, intermediate_size=cfg.intermediate_size,
-        block_size=cfg.block_size)
+        block_size=cfg.block_size, causal=cfg.causal)
     model = OmniModel(config)
     with torch.no_grad():  # frozen metric spaces / projector inputs from the tokenizers
         model.image_codebook.copy_(tok.image.vq.codebook)
@@ -137,9 +150,12 @@ def dfm_batch(fmt: ChatFormatter, stage: str, rng, cfg: OmniTrainConfig) -> Batc
     longest = 0
     while len(seqs) < cfg.batch:
         ex = sample_tasks(stage, rng, 1)[0]
-        if ex.task in GENERATION_TASKS and rng.random() < cfg.cond_dropout:
-            ex = drop_condition(ex)
-        s = fmt.encode(ex.turns, rng)
+        if cfg.causal:  # next-token targets over the whole reply; no guidance to learn
+            s = fmt.encode_full(ex.turns)
+        else:
+            if ex.task in GENERATION_TASKS and rng.random() < cfg.cond_dropout:
+                ex = drop_condition(ex)
+            s = fmt.encode(ex.turns, rng)
         if len(s) > cfg.max_len:
             continue
         if seqs and (len(seqs) + 1) * max(longest, len(s)) > cfg.batch_tokens:
@@ -202,14 +218,19 @@ class Objective(nn.Module):
         self.model, self.image_tok, self.audio_tok, self.cfg = model, image_tok, audio_tok, cfg
         for tok in (image_tok, audio_tok):
             tok.requires_grad_(False)
-            tok.decoder.requires_grad_(True)
+            if not cfg.causal:  # the baseline shares the DFM model's tokenizers unchanged
+                tok.decoder.requires_grad_(True)
         self.paths = model.paths()
 
     def forward(self, x: Inputs) -> dict[str, torch.Tensor]:
-        dfm = dfm_objective(self.model, x.dfm, self.paths)
+        if self.cfg.causal:
+            dfm = ar_objective(self.model, x.dfm)
+            img = aud = torch.zeros((), device=dfm.device)
+        else:
+            dfm = dfm_objective(self.model, x.dfm, self.paths)
+            img = self.image_reconstruction(x.images)
+            aud = self.audio_reconstruction(x.mels, x.frames)
         ret = self.retrieval(x.pairs)
-        img = self.image_reconstruction(x.images)
-        aud = self.audio_reconstruction(x.mels, x.frames)
         c = self.cfg
         loss = dfm + c.w_retrieval * ret + c.w_image_rec * img + c.w_audio_rec * aud
         return {"loss": loss, "dfm": dfm, "retrieval": ret, "image_rec": img, "audio_rec": aud}
@@ -251,7 +272,7 @@ def train(cfg: OmniTrainConfig) -> OmniModel:
 
     acc = Accelerator(mixed_precision="bf16" if cfg.bf16 else "no")
     set_seed(cfg.seed)
-    tok = load_tokenizers(cfg.out)
+    tok = load_tokenizers(cfg.tokenizers or cfg.out)
     model = build_model(cfg, tok)
     objective = Objective(model, tok.image, tok.audio, cfg)
     trainable = [p for p in objective.parameters() if p.requires_grad]
@@ -289,17 +310,25 @@ def train(cfg: OmniTrainConfig) -> OmniModel:
             _save_state(acc, state_dir, step + 1)
     acc.wait_for_everyone()
     if acc.is_main_process:
-        export(model, tok, cfg.out)
+        export(model, tok, cfg.out, cfg.tokenizers if cfg.causal else None)
     return model
 
 
-def export(model: OmniModel, tok: Tokenizers, out: Path) -> None:
-    """The shipped checkpoint: bf16 weights (half the bytes), tokenizers beside them."""
+def export(model: OmniModel, tok: Tokenizers, out: Path, shared: Path | None = None) -> None:
+    """The shipped checkpoint: bf16 weights (half the bytes), tokenizers beside them; with
+    `shared`, relative links to that folder's tokenizers instead of copies."""
     model = model.to(torch.bfloat16) if any(p.dtype == torch.float32 for p in model.parameters()) \
         else model
     save_pretrained(model, out)
-    tok.image.save_pretrained(out / "image_tokenizer")
-    tok.audio.save_pretrained(out / "audio_tokenizer")
+    if shared is not None and Path(shared).resolve() != Path(out).resolve():
+        for name in ("tokenizer.json", "image_tokenizer", "audio_tokenizer"):
+            link = Path(out) / name
+            if link.is_symlink() or link.exists():
+                continue
+            link.symlink_to(os.path.relpath(Path(shared).resolve() / name, Path(out).resolve()))
+    else:
+        tok.image.save_pretrained(out / "image_tokenizer")
+        tok.audio.save_pretrained(out / "audio_tokenizer")
     log.info("saved %s", out)
 
 
@@ -336,6 +365,10 @@ def parse_args(argv=None) -> OmniTrainConfig:
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--no-bf16", action="store_true")
+    p.add_argument("--causal", action="store_true",
+                   help="train the autoregressive baseline (next-token, causal attention)")
+    p.add_argument("--tokenizers", type=Path, default=None,
+                   help="read the tokenizers here (default --out); the baseline links to them")
     a = p.parse_args(argv)
     stages = tuple(s.strip() for s in a.stages.split(",") if s.strip())
     bad = [s for s in stages if s not in ("pt", "cpt", "sft")]
@@ -344,7 +377,8 @@ def parse_args(argv=None) -> OmniTrainConfig:
     return replace(d, out=a.out, work=a.work, stages=stages, pt_steps=a.pt_steps,
                    cpt_steps=a.cpt_steps, sft_steps=a.sft_steps, batch=a.batch, seed=a.seed,
                    hidden_size=a.hidden_size, num_layers=a.num_layers, block_size=a.block_size,
-                   save_every=a.save_every, lr=a.lr, bf16=not a.no_bf16)
+                   save_every=a.save_every, lr=a.lr, bf16=not a.no_bf16, causal=a.causal,
+                   tokenizers=a.tokenizers)
 
 
 def main(argv=None) -> None:
