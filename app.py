@@ -90,6 +90,20 @@ def gpu_wrapper():
     return spaces.GPU(duration=120)
 
 
+def browser_secret(db: Path) -> str:
+    """The key of the browser's stored session token: from NEXTOMNI_SECRET, else kept in a
+    file beside the database, so browsers keep their sessions across restarts."""
+    if os.environ.get("NEXTOMNI_SECRET"):
+        return os.environ["NEXTOMNI_SECRET"]
+    path = Path(db).with_name(Path(db).name + ".secret")
+    if not path.exists():
+        import secrets
+
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 def gallery(n: int = 24) -> list:
     """Built-in retrieval gallery: held-out OmniWorld scenes with their descriptions."""
     from nextomni.data.splits import heldout
@@ -121,7 +135,7 @@ def build(cfg: AppConfig):
         log.warning("marked %d turn(s) left running by a stopped server as failed",
                     store.recovered)
     handlers = Handlers(ChatRunner(engine, store, cfg.model), store, gallery())
-    demo = build_app(status, handlers, gpu_wrapper())
+    demo = build_app(status, handlers, gpu_wrapper(), browser_secret(store.path))
     demo.queue(default_concurrency_limit=1, max_size=64)
     return demo, {"allowed_paths": [str(store.media), str(handlers.previews)],
                   "auth": auth_pairs(cfg.auth)}

@@ -16,6 +16,7 @@ def main(argv=None) -> int:
     r.add_argument("--rerun", action="store_true",
                    help="regenerate every reply with its stored settings and seed and compare")
     r.add_argument("--model", help="checkpoint to re-run with (default: the session's)")
+    r.add_argument("--baseline", help="AR baseline checkpoint, for turns run in AR mode")
     r.add_argument("--device", default="auto")
     r.add_argument("--report", help="write the comparison as JSON here")
     a = p.parse_args(argv)

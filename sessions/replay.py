@@ -4,7 +4,8 @@ settings and seed and report what differs from what was stored.
     python -m sessions replay DB [--session ID] [--rerun] [--model PATH] [--report FILE]
 
 Re-running goes through the turns in order with the stored conversation as history and the
-same engine session key throughout, exactly as the app ran them; outputs are re-encoded with
+same engine session key throughout, exactly as the app ran them (a turn the app computed
+without the conversation's cache, after a restart say, is re-run without it too); outputs are re-encoded with
 `sessions.codec`, so "same" means byte-identical text, PNG and WAV. The exit status is 1
 when any re-run reply differs (or fails), 0 otherwise.
 """
@@ -73,6 +74,8 @@ def rerun(store: SessionStore, sid: str, engine, owner: str | None = None) -> Re
         if turn.role != "assistant" or turn.status != "done":
             continue
         history = store.messages(sid, owner, before=turn.idx)
+        if not turn.metrics.get("prompt_reused"):
+            engine.forget(key)  # the app computed this prompt from scratch: so do we
         try:
             fresh = [encode_segment(ev) for ev in engine.chat(history, turn.settings, session=key)
                      if getattr(ev, "kind", None) in ("text", "image", "audio")]
@@ -129,7 +132,7 @@ def main(args) -> int:
     from nextomni.engine import OmniEngine
 
     model = args.model or store.session(sids[0], None)["model"] or "checkpoints/nano"
-    engine = OmniEngine.load(model, device=args.device)
+    engine = OmniEngine.load(model, device=args.device, baseline=args.baseline)
     reports = [rerun(store, sid, engine) for sid in sids]
     for r in reports:
         print(r.text())

@@ -113,8 +113,11 @@ class SessionStore:
 
     # ------------------------------------------------------------------ sessions
     def create_session(self, owner: str, title: str = "New chat", model: str = "",
-                       model_revision: str = "", quantization: str | None = None) -> str:
-        sid = uuid.uuid4().hex
+                       model_revision: str = "", quantization: str | None = None,
+                       sid: str | None = None) -> str:
+        if not owner:
+            raise ValueError("a session needs an owner")
+        sid = sid or uuid.uuid4().hex
         t = now()
         with self._lock, self.db.atomic():
             self.db["sessions"].insert({
@@ -151,6 +154,9 @@ class SessionStore:
     def delete(self, sid: str, owner: str | None) -> None:
         self.session(sid, owner)
         with self._lock, self.db.atomic():
+            if self.db.execute("SELECT 1 FROM turns WHERE session_id = ? AND status = 'pending'",
+                               [sid]).fetchone():
+                raise ValueError("a reply in this chat is still running; stop it first")
             self.db.execute("DELETE FROM parts WHERE turn_id IN "
                             "(SELECT id FROM turns WHERE session_id = ?)", [sid])
             self.db.execute("UPDATE turns SET parent_id = NULL WHERE session_id = ?", [sid])
@@ -164,8 +170,8 @@ class SessionStore:
         """Write a turn (`parts`: (kind, text-or-bytes-or-path, mime, name) tuples or
         StoredPart-like dicts) and return its id; assistant turns start pending."""
         self.session(sid, owner)
-        stored = [self._store_part(p) for p in parts]
-        with self._lock, self.db.atomic():
+        with self._lock, self.db.atomic():  # blobs and their parts together (see collect_garbage)
+            stored = [self._store_part(p) for p in parts]
             last = self.db.execute("SELECT id, idx FROM turns WHERE session_id = ? "
                                    "ORDER BY idx DESC LIMIT 1", [sid]).fetchone()
             tid = self.db["turns"].insert({
@@ -177,26 +183,25 @@ class SessionStore:
             self.db["sessions"].update(sid, {"updated": now()})
         return tid
 
-    def finish_turn(self, tid: int, parts: list = (), status: str = "done",
-                    metrics: dict | None = None, error: str | None = None) -> None:
+    def finish_turn(self, tid: int, status: str = "done", metrics: dict | None = None,
+                    error: str | None = None) -> None:
+        """Close a turn (a no-op for a turn deleted meanwhile)."""
         if status not in STATUSES or status == "pending":
             raise ValueError(f"a finished turn is done, failed or cancelled, not {status!r}")
-        stored = [self._store_part(p) for p in parts]
         with self._lock, self.db.atomic():
-            self._insert_parts(tid, stored)
-            self.db["turns"].update(tid, {"status": status, "metrics": json.dumps(metrics or {}),
-                                          "error": error, "finished": now()})
+            self.db.execute("UPDATE turns SET status = ?, metrics = ?, error = ?, finished = ? "
+                            "WHERE id = ?", [status, json.dumps(metrics or {}), error, now(), tid])
 
     def add_part(self, tid: int, part) -> dict:
         """Append one part to a turn (a reply segment as it finishes); the stored part as
         {"kind", "text"} or {"kind", "path", "mime", "name"}."""
-        stored = self._store_part(part)
         with self._lock, self.db.atomic():
+            stored = self._store_part(part)
             self._insert_parts(tid, [stored])
-        if stored["blob"] is None:
-            return {"kind": "text", "text": stored["text"]}
-        mime = self.db.execute("SELECT mime FROM blobs WHERE sha256 = ?",
-                               [stored["blob"]]).fetchone()[0]
+            if stored["blob"] is None:
+                return {"kind": "text", "text": stored["text"]}
+            mime = self.db.execute("SELECT mime FROM blobs WHERE sha256 = ?",
+                                   [stored["blob"]]).fetchone()[0]
         return {"kind": stored["kind"], "path": str(self.blob_path(stored["blob"], mime)),
                 "mime": mime, "name": stored["name"]}
 
@@ -232,15 +237,18 @@ class SessionStore:
     # ------------------------------------------------------------------ blobs
     def put_blob(self, data: bytes, mime: str) -> str:
         sha = hashlib.sha256(data).hexdigest()
-        path = self.blob_path(sha, mime)
-        if not path.exists():
-            path.parent.mkdir(exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(data)
-            tmp.replace(path)  # atomic: a crash never leaves half a blob under its name
         with self._lock, self.db.atomic():
-            self.db["blobs"].insert({"sha256": sha, "mime": mime, "size": len(data),
-                                     "created": now()}, ignore=True)
+            row = self.db.execute("SELECT mime FROM blobs WHERE sha256 = ?", [sha]).fetchone()
+            mime = row[0] if row else mime  # one file per content, named by its first mime
+            path = self.blob_path(sha, mime)
+            if not path.exists():
+                path.parent.mkdir(exist_ok=True)
+                tmp = path.with_name(f".{uuid.uuid4().hex}.tmp")
+                tmp.write_bytes(data)
+                tmp.replace(path)  # atomic: a crash never leaves half a blob under its name
+            if not row:
+                self.db["blobs"].insert({"sha256": sha, "mime": mime, "size": len(data),
+                                         "created": now()})
         return sha
 
     def blob_path(self, sha: str, mime: str | None) -> Path:
@@ -248,15 +256,15 @@ class SessionStore:
         return self.media / sha[:2] / (sha + ext)
 
     def collect_garbage(self) -> int:
-        """Remove blobs no part refers to; how many."""
+        """Remove blobs no part refers to; how many. Under the store's lock, as are writes of
+        blobs with their parts, so a blob being stored is never collected."""
         with self._lock, self.db.atomic():
             orphans = self.db.execute(
                 "SELECT sha256, mime FROM blobs WHERE sha256 NOT IN "
                 "(SELECT blob FROM parts WHERE blob IS NOT NULL)").fetchall()
-            for sha, _ in orphans:
+            for sha, mime in orphans:
                 self.db.execute("DELETE FROM blobs WHERE sha256 = ?", [sha])
-        for sha, mime in orphans:
-            self.blob_path(sha, mime).unlink(missing_ok=True)
+                self.blob_path(sha, mime).unlink(missing_ok=True)
         return len(orphans)
 
     def _store_part(self, p) -> dict:
@@ -299,38 +307,63 @@ class SessionStore:
         return path
 
     def import_(self, path: str | Path, owner: str) -> str:
-        """A session from an `export` archive, as a new session of `owner`."""
-        try:
-            with zipfile.ZipFile(path) as z:
-                doc = json.loads(z.read("session.json"))
-                media = {n.split("/", 1)[1]: z.read(n) for n in z.namelist()
-                         if n.startswith("media/") and not n.endswith("/")}
-        except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, OSError) as e:
-            raise ValueError(f"not a session archive: {e}") from None
-        if doc.get("version") != EXPORT_VERSION:
-            raise ValueError(f"unsupported session archive version {doc.get('version')!r}")
-        for sha, data in media.items():
-            if hashlib.sha256(data).hexdigest() != sha:
-                raise ValueError(f"the archive's media file {sha[:12]}... is damaged")
+        """A session from an `export` archive, as a new session of `owner`. The archive is
+        checked whole before anything is written, and written in one transaction."""
+        doc, media = _read_archive(path)
         s = doc["session"]
-        sid = self.create_session(owner, s.get("title") or "Imported chat", s.get("model", ""),
-                                  s.get("model_revision", ""), s.get("quantization") or None)
-        for t in doc["turns"]:
-            parts = []
-            for p in t["parts"]:
-                if p["kind"] == "text":
-                    parts.append({"kind": "text", "text": p["text"]})
-                else:
-                    if p["blob"] not in media:
-                        raise ValueError(f"the archive lacks media {p['blob']!r}")
-                    parts.append({"kind": p["kind"], "data": media[p["blob"]],
-                                  "mime": p["mime"], "name": p["name"]})
-            status = t["status"] if t["status"] != "pending" else "failed"
-            tid = self.start_turn(sid, t["role"], parts, owner, t["settings"], status=status)
-            with self._lock, self.db.atomic():
+        with self._lock, self.db.atomic():
+            sid = self.create_session(owner, str(s.get("title") or "Imported chat")[:200],
+                                      str(s.get("model", "")), str(s.get("model_revision", "")),
+                                      s.get("quantization") or None)
+            for t in doc["turns"]:
+                parts = [{"kind": "text", "text": p["text"]} if p["kind"] == "text" else
+                         {"kind": p["kind"], "data": media[p["blob"]], "mime": p.get("mime"),
+                          "name": p.get("name")} for p in t["parts"]]
+                status = "failed" if t["status"] == "pending" else t["status"]
+                tid = self.start_turn(sid, t["role"], parts, owner, t.get("settings") or {},
+                                      status=status)
                 self.db["turns"].update(tid, {"metrics": json.dumps(t.get("metrics") or {}),
                                               "error": t.get("error")})
         return sid
+
+
+MAX_ARCHIVE_BYTES = 512 * 2**20
+
+
+def _read_archive(path) -> tuple[dict, dict[str, bytes]]:
+    """(session document, media by sha256) of an export archive, validated."""
+    def bad(why: str):
+        raise ValueError(f"not a usable session archive: {why}")
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            if sum(i.file_size for i in z.infolist()) > MAX_ARCHIVE_BYTES:
+                bad(f"it unpacks to more than {MAX_ARCHIVE_BYTES // 2**20} MB")
+            doc = json.loads(z.read("session.json"))
+            media = {n.split("/", 1)[1]: z.read(n) for n in z.namelist()
+                     if n.startswith("media/") and not n.endswith("/")}
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, OSError, UnicodeDecodeError) as e:
+        bad(str(e))
+    if not isinstance(doc, dict) or doc.get("version") != EXPORT_VERSION:
+        bad(f"unsupported version {doc.get('version') if isinstance(doc, dict) else None!r}")
+    if not isinstance(doc.get("session"), dict) or not isinstance(doc.get("turns"), list):
+        bad("session.json lacks the session or its turns")
+    for sha, data in media.items():
+        if hashlib.sha256(data).hexdigest() != sha:
+            bad(f"media file {sha[:12]}... is damaged")
+    for i, t in enumerate(doc["turns"]):
+        if not isinstance(t, dict) or t.get("role") not in ("system", "user", "assistant") \
+                or t.get("status") not in STATUSES or not isinstance(t.get("parts"), list) \
+                or not isinstance(t.get("settings", {}), dict):
+            bad(f"turn {i} is malformed")
+        for p in t["parts"]:
+            if not isinstance(p, dict) or p.get("kind") not in ("text", "image", "audio", "video"):
+                bad(f"turn {i} has a malformed part")
+            if p["kind"] == "text" and not isinstance(p.get("text"), str):
+                bad(f"turn {i} has a text part without text")
+            if p["kind"] != "text" and p.get("blob") not in media:
+                bad(f"turn {i} refers to media the archive lacks")
+    return doc, media
 
 
 def default_db_path() -> Path:

@@ -176,3 +176,27 @@ def test_embed_and_search(engine):
     assert abs(score[2] - 1) < 1e-4 and score[2] >= max(score.values()) - 1e-6
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     assert engine.search("a red circle", []) == []
+
+
+def test_guidance_is_not_spent_on_text_replies(engine):
+    from nextomni.data.tasks import Part, Turn
+    from nextomni.model.generate import DecodeOptions, generate
+
+    fmt = engine.fmt
+    turns = [Turn("user", [Part("text", "hi")])]
+    uncond = fmt.prompt([Turn("user", [Part("text", "<|null|>")])])
+    out = generate(engine.model, fmt.prompt(turns), DecodeOptions(steps=2, guidance=2.0),
+                   layout="text", uncond_prompt=uncond)
+    assert "guidance_forward_passes" not in out.stats
+    img = generate(engine.model, fmt.prompt(turns), DecodeOptions(steps=2, guidance=2.0),
+                   layout="image", uncond_prompt=uncond)
+    assert img.stats["guidance_forward_passes"] > 0
+
+
+@pytest.mark.parametrize("bad, name", [(dict(guidance="1"), "guidance"),
+                                       (dict(temperature=None), "temperature"),
+                                       (dict(cache="false"), "cache"),
+                                       (dict(dynamic=1), "dynamic")])
+def test_setting_types_are_checked(bad, name):
+    with pytest.raises(SettingsError, match=name):
+        Settings(**bad)

@@ -123,7 +123,7 @@ def test_export_import_round_trip(store, tmp_path):
         ["draw", b"pixels", b"reply-png"]
     bad = tmp_path / "bad.zip"
     bad.write_bytes(b"not a zip")
-    with pytest.raises(ValueError, match="not a session archive"):
+    with pytest.raises(ValueError, match="not a usable session archive"):
         store.import_(bad, "v")
 
 
@@ -131,3 +131,51 @@ def test_foreign_keys_are_enforced(store):
     with pytest.raises(sqlite3.IntegrityError):
         store.db.execute("INSERT INTO turns (session_id, idx, role, status) "
                          "VALUES ('nope', 0, 'user', 'done')")
+
+
+def test_a_running_reply_blocks_deletion(store):
+    sid = store.create_session("u")
+    store.start_turn(sid, "user", [{"kind": "text", "text": "hi"}], "u", status="done")
+    tid = store.start_turn(sid, "assistant", [], "u")
+    with pytest.raises(ValueError, match="still running"):
+        store.delete(sid, "u")
+    store.finish_turn(tid, status="cancelled")
+    store.delete(sid, "u")
+    store.finish_turn(tid, status="done")  # a late finish of a deleted turn is harmless
+
+
+def test_malformed_archives_write_nothing(store, tmp_path):
+    def archive(doc, media=None):
+        path = tmp_path / f"a{len(list(tmp_path.iterdir()))}.zip"
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("session.json", json.dumps(doc))
+            for name, data in (media or {}).items():
+                z.writestr(f"media/{name}", data)
+        return path
+
+    turn = {"role": "user", "status": "done", "settings": {}, "parts": [{"kind": "text",
+                                                                        "text": "hi"}]}
+    good = {"version": 1, "session": {"title": "t"}, "turns": [turn]}
+    bad_docs = [
+        {**good, "version": 7},
+        {**good, "turns": [{**turn, "role": "robot"}]},
+        {**good, "turns": [{**turn, "parts": [{"kind": "image", "blob": "ab" * 32}]}]},
+        {**good, "turns": [turn, "nonsense"]},
+    ]
+    for doc in bad_docs:
+        with pytest.raises(ValueError, match="not a usable session archive"):
+            store.import_(archive(doc), "v")
+    damaged = archive(good, {"ab" * 32: b"bytes that do not hash to that"})
+    with pytest.raises(ValueError, match="damaged"):
+        store.import_(damaged, "v")
+    assert store.list_sessions("v") == []
+    assert store.list_sessions("v") == [] and store.import_(archive(good), "v")
+
+
+def test_collecting_garbage_keeps_blobs_in_use(store, tmp_path):
+    sid = store.create_session("u")
+    store.start_turn(sid, "user", [{"kind": "image", "data": b"kept", "mime": "image/png"}],
+                     "u", status="done")
+    store.put_blob(b"orphan", "image/png")
+    assert store.collect_garbage() == 1
+    assert store.turns(sid, "u")[0].parts[0].path.read_bytes() == b"kept"

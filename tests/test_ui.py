@@ -150,3 +150,38 @@ def test_replay_play_and_rerun(h):
     h.store.db["turns"].update(t.id, {"settings": '{"seed": 99, "steps": 2, "max_tokens": 16,'
                                                   ' "temperature": 1.0}'})
     assert rerun(h.store, sid, h.runner.engine, "browser:a").differing >= 1
+
+
+def test_stop_button_cancels_the_running_reply(h):
+    gen = h.chat({"text": "tell me", "files": []}, [], "browser:a", None,
+                 0, 64, 0, 0.0, 256, 0.0, 1.0, True, False, "DFM")
+    for _, sid, status in gen:
+        if sid and "denoising" in status:
+            break
+    assert h.stop(sid) is True and h.stop(sid) is False
+    assert h.store.turns(sid, "browser:a")[-1].status == "cancelled"
+    gen.close()
+    assert h.store.turns(sid, "browser:a")[-1].status == "cancelled"
+
+
+def test_api_sessions_without_a_token_are_reached_by_their_id(h):
+    reply, _, sid = h.api_chat("hello", settings='{"steps": 2, "max_tokens": 16}')
+    assert sid and not reply.startswith("Error")
+    again, _, sid2 = h.api_chat("more", session_id=sid, settings='{"steps": 2}')
+    assert sid2 == sid and not again.startswith("Error")
+    stolen, _, _ = h.api_chat("mine?", session_id=sid, token="someone-else")
+    assert stolen.startswith("Error:") and "no session" in stolen
+    assert h.store.session(sid, f"api-session:{sid}")
+    bad, _, _ = h.api_chat("", settings='{"steps": 2}')
+    assert bad.startswith("Error:")
+    assert all(s["owner"].startswith("api-session:") for s in h.store.all_sessions())
+    assert len(h.store.all_sessions()) == 1  # the refused empty message made no session
+
+
+def test_panel_errors_are_messages(h):
+    _, sid, _ = last(h.chat({"text": "hello", "files": []}, [], "browser:a", None, *FAST))
+    assert h.rename(sid, "x", "browser:b").startswith("⚠")
+    assert h.delete(sid, "browser:b").startswith("⚠")
+    assert h.export(sid, "browser:b") is None
+    assert "not yours" in h.resume(sid, "browser:b")[0]["content"]
+    assert h.delete(sid, "browser:a") == "Deleted."

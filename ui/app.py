@@ -31,8 +31,8 @@ def examples() -> list[dict]:
         {"text": "what do you see?", "files": [str(e / "scene.png")]},
         {"text": "how many blue shapes are there?", "files": [str(e / "scene.png")]},
         {"text": "what did I say?", "files": [str(e / "question.wav")]},
-        {"text": "which way do the shapes move?", "files": [str(e / "motion.mp4")]},
-        {"text": "say 'a green triangle'", "files": []},
+        {"text": "which way do they move?", "files": [str(e / "motion.mp4")]},
+        {"text": "say 'a small green triangle on the left on a white background'", "files": []},
     ]
 
 
@@ -52,16 +52,18 @@ def settings_controls() -> list:
     ]
 
 
-def build_app(status: str, handlers: Handlers | None = None, gpu=lambda f: f) -> gr.Blocks:
+def build_app(status: str, handlers: Handlers | None = None, gpu=lambda f: f,
+              secret: str | None = None) -> gr.Blocks:
     """The app; `status` says which model is loaded, or why none is. `gpu` wraps the
-    functions that run the model (spaces.GPU on ZeroGPU hardware)."""
+    functions that run the model (spaces.GPU on ZeroGPU hardware); `secret` keeps the
+    browser's session token readable across server restarts."""
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
         gr.Markdown(status, elem_id="model-status")
         if handlers is None:
             return demo
         h = handlers
-        token = gr.BrowserState(None, storage_key="nextomni-owner")
+        token = gr.BrowserState(None, storage_key="nextomni-owner", secret=secret)
         owner = gr.State("")
         session = gr.State(None)
 
@@ -127,14 +129,20 @@ def build_app(status: str, handlers: Handlers | None = None, gpu=lambda f: f) ->
         def refresh(who, sid):
             return gr.Dropdown(choices=h.session_choices(who), value=sid)
 
-        send = box.submit(lambda: gr.MultimodalTextbox(interactive=False), None, box, **PRIVATE) \
-            .then(gpu(h.chat), [box, chatbot, owner, session, *controls],
-                  [chatbot, session, stats], concurrency_id=GPU, concurrency_limit=1,
-                  api_name="page_chat", **PRIVATE) \
-            .then(lambda: gr.MultimodalTextbox(value=None, interactive=True), None, box, **PRIVATE)
-        send.then(refresh, [owner, session], sessions, **PRIVATE)
-        stop.click(lambda: (gr.MultimodalTextbox(interactive=True), "stopped"), None,
-                   [box, stats], cancels=[send], **PRIVATE)
+        lock = box.submit(lambda: gr.MultimodalTextbox(interactive=False), None, box, **PRIVATE)
+        reply = lock.then(gpu(h.chat), [box, chatbot, owner, session, *controls],
+                          [chatbot, session, stats], concurrency_id=GPU, concurrency_limit=1,
+                          api_name="page_chat", **PRIVATE)
+        reply.then(lambda: gr.MultimodalTextbox(value=None, interactive=True), None, box,
+                   **PRIVATE).then(refresh, [owner, session], sessions, **PRIVATE)
+
+        def stopped(sid, who):
+            h.stop(sid)
+            return (gr.MultimodalTextbox(value=None, interactive=True), "stopped",
+                    h.resume(sid, who), refresh(who, sid))
+
+        stop.click(stopped, [session, owner], [box, stats, chatbot, sessions], cancels=[reply],
+                   **PRIVATE)
 
         def resume(sid, who):
             return h.resume(sid, who), sid, ""

@@ -11,6 +11,7 @@ import uuid
 from dataclasses import fields
 from pathlib import Path
 
+import gradio as gr
 import numpy as np
 from PIL import Image
 
@@ -76,7 +77,6 @@ class Handlers:
         self.runner, self.store = runner, store
         self.gallery = gallery or []   # (label, H x W x 3 uint8) built-in retrieval gallery
         self.previews = Path(tempfile.mkdtemp(prefix="nextomni-previews-"))
-        self.active: dict[str, int] = {}
 
     # ------------------------------------------------------------------ owner, sessions
     @staticmethod
@@ -94,30 +94,46 @@ class Handlers:
     def resume(self, sid: str | None, owner: str) -> list[dict]:
         if not sid:
             return []
-        return render_turns(self.store.turns(sid, owner))
+        try:
+            return render_turns(self.store.turns(sid, owner))
+        except NotFound:
+            return [{"role": "assistant", "content": "⚠ that session is not yours or is gone"}]
 
     def rename(self, sid: str | None, title: str, owner: str) -> str:
         if not sid:
             return "Open a session first."
-        self.store.rename(sid, title, owner)
+        try:
+            self.store.rename(sid, title, owner)
+        except NotFound as e:
+            return f"⚠ {e}"
         return "Renamed."
 
     def delete(self, sid: str | None, owner: str) -> str:
         if not sid:
             return "Open a session first."
-        self.store.delete(sid, owner)
+        try:
+            self.store.delete(sid, owner)
+        except (NotFound, ValueError) as e:
+            return f"⚠ {e}"
+        self.runner.engine.forget(sid)
         return "Deleted."
 
     def export(self, sid: str | None, owner: str) -> str | None:
         if not sid:
             return None
-        out = self.previews / f"session-{sid[:8]}.zip"
-        return str(self.store.export(sid, owner, out))
+        folder = Path(tempfile.mkdtemp(prefix="export-", dir=self.previews))
+        try:
+            return str(self.store.export(sid, owner, folder / f"session-{sid[:8]}.zip"))
+        except NotFound:
+            return None
 
     def import_(self, path: str | None, owner: str) -> str | None:
         if not path:
             return None
         return self.store.import_(path, owner)
+
+    def stop(self, sid: str | None) -> bool:
+        return self.runner.cancel(sid)
 
     # ------------------------------------------------------------------ chat
     def chat(self, message: dict | None, history: list, owner: str, sid: str | None, *values):
@@ -137,50 +153,60 @@ class Handlers:
             return
         yield shown, sid, "thinking..."
         reply: list = []
-        live = None
-        for up in self.runner.run(owner, sid, text, files, settings):
-            sid = up.session or sid
-            if up.kind == "error":
-                yield shown + reply + [{"role": "assistant", "content": f"⚠ {up.error}"}], sid, ""
-                return
-            if up.kind == "started":
-                self.active[sid] = time.monotonic()
-            elif up.kind == "progress":
-                p = up.progress
-                live = self._live(p)
-                status = f"denoising · block {p.block} · step {p.step}/{p.total} · {p.layout}"
-                yield shown + reply + ([live] if live else []), sid, status
-            elif up.kind == "segment":
-                live = None
-                reply.append({"role": "assistant", "content": part_content(up.part)})
-                yield shown + reply, sid, "finishing..."
-            elif up.kind == "done":
-                self.active.pop(sid, None)
-                yield shown + reply, sid, stats_markdown(up.stats)
+        previews: list[Path] = []
+        try:
+            for up in self.runner.run(owner, sid, text, files, settings):
+                sid = up.session or sid
+                if up.kind == "error":
+                    yield (shown + reply + [{"role": "assistant", "content": f"⚠ {up.error}"}],
+                           sid, "")
+                    return
+                if up.kind == "progress":
+                    p = up.progress
+                    live = self._live(p, previews)
+                    status = f"denoising · block {p.block} · step {p.step}/{p.total} · {p.layout}"
+                    yield shown + reply + ([live] if live else []), sid, status
+                elif up.kind == "segment":
+                    reply.append({"role": "assistant", "content": part_content(up.part)})
+                    yield shown + reply, sid, "finishing..."
+                elif up.kind == "done":
+                    yield shown + reply, sid, stats_markdown(up.stats)
+        finally:
+            for f in previews:  # the page has its own copies by now
+                f.unlink(missing_ok=True)
 
-    def _live(self, p) -> dict | None:
+    def _live(self, p, previews: list) -> dict | None:
         if p.image is not None:
             path = self.previews / f"preview-{uuid.uuid4().hex[:12]}.png"
             Image.fromarray(p.image).save(path)
+            previews.append(path)
             return {"role": "assistant", "content": {"path": str(path)}}
         if p.text:
             return {"role": "assistant", "content": p.text}
         return None
 
     def api_chat(self, text: str, file: str | None = None, session_id: str | None = None,
-                 token: str | None = None, settings: str | None = None
-                 ) -> tuple[str, list[str], str]:
+                 token: str | None = None, settings: str | None = None,
+                 request: gr.Request | None = None) -> tuple[str, list[str], str]:
         """One whole turn for scripts: (reply text or an error, reply media paths, session).
-        `settings` is optional JSON of `Settings` fields; `token` names the owner."""
-        owner = self.owner(token or "api")
+        `settings` is optional JSON of `Settings` fields. With a `token` the sessions belong
+        to that browser token (the page shows them); without one, knowing the (random)
+        session id is what grants access to it."""
+        username = getattr(request, "username", None) if request is not None else None
         sid = session_id or None
+        new_id = None
+        if username or token:
+            owner = self.owner(token, username)
+        else:
+            new_id = None if sid else uuid.uuid4().hex
+            owner = f"api-session:{sid or new_id}"
         files = [file] if file else []
         try:
             chosen = Settings.from_dict(json.loads(settings)) if settings else None
         except (ValueError, TypeError) as e:
-            return f"Error: {e}", [], sid or ""
+            return f"Error: {e}", [], session_id or ""
         texts, media = [], []
-        for up in self.runner.run(owner, sid, text, files, chosen):
+        for up in self.runner.run(owner, sid, text, files, chosen, new_id=new_id):
             sid = up.session or sid
             if up.kind == "error":
                 return f"Error: {up.error}", [], sid or ""

@@ -9,6 +9,7 @@ torch here: the engine is handed in.
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -16,6 +17,7 @@ from typing import Iterator
 from nextomni.engine import Finished, MessageError, Progress, Settings, SettingsError
 from nextomni.media import MediaError, media_kind
 from sessions.codec import encode_segment
+from sessions.store import NotFound
 
 log = logging.getLogger("nextomni.ui")
 MAX_MESSAGE_CHARS = 20_000
@@ -51,46 +53,51 @@ def user_parts(text: str | None, files: list | None) -> list[dict]:
 class ChatRunner:
     def __init__(self, engine, store, model_name: str = ""):
         self.engine, self.store, self.model_name = engine, store, model_name
-
-    def new_session(self, owner: str, title: str = "New chat") -> str:
-        info = self.engine.info() if self.engine is not None else {}
-        return self.store.create_session(owner, title, self.model_name or info.get("model", ""),
-                                         quantization=info.get("quantization"))
+        self.running: dict[str, int] = {}   # session -> the assistant turn in flight
 
     def run(self, owner: str, session: str | None, text: str | None, files: list | None,
-            settings: Settings | dict | None = None) -> Iterator[Update]:
-        """Run one turn. Input problems end in one `error` update and store nothing; a
-        failure during generation marks the stored reply failed; closing the iterator early
-        (Stop) marks it cancelled."""
+            settings: Settings | dict | None = None, new_id: str | None = None
+            ) -> Iterator[Update]:
+        """Run one turn, in a new session (id `new_id` if given) when `session` is None.
+        Input problems end in one `error` update and store nothing; a failure during
+        generation marks the stored reply failed; closing the iterator early (Stop, a closed
+        tab) marks it cancelled."""
+        new = session is None
+        sid = session or new_id or uuid.uuid4().hex
         try:
+            if not owner:
+                raise MessageError("the page is still loading; try again in a moment")
             settings = settings if isinstance(settings, Settings) else \
                 Settings.from_dict(settings)
             parts = user_parts(text, files)
-            if session is not None:
-                self.store.session(session, owner)
-            history = self.store.messages(session, owner) if session is not None else []
+            if not new:
+                self.store.session(sid, owner)
+            if sid in self.running:
+                raise MessageError("a reply in this chat is still running; stop it first")
+            history = [] if new else self.store.messages(sid, owner)
             events = self.engine.chat(history + [{"role": "user", "parts": parts}], settings,
-                                      session=session)
-        except (MessageError, MediaError, SettingsError, KeyError) as e:
+                                      session=sid)
+        except (MessageError, MediaError, SettingsError, NotFound) as e:
             yield Update("error", session, error=str(e))
             return
-        if session is None:
-            title = " ".join((text or "").split())[:48] or "New chat"
-            session = self.new_session(owner, title)
-            events = self._rekey(events, history, parts, settings, session)
-        self.store.start_turn(session, "user", parts, owner, status="done")
-        tid = self.store.start_turn(session, "assistant", [], owner, settings.to_dict())
-        yield Update("started", session)
-        status, stats, error = "failed", {}, None
+        tid, status, stats, error = None, "failed", {}, None
         try:
+            if new:
+                info = self.engine.info()
+                title = " ".join((text or "").split())[:48] or "New chat"
+                self.store.create_session(owner, title, self.model_name or info.get("model", ""),
+                                          quantization=info.get("quantization"), sid=sid)
+            self.store.start_turn(sid, "user", parts, owner, status="done")
+            tid = self.store.start_turn(sid, "assistant", [], owner, settings.to_dict())
+            self.running[sid] = tid
+            yield Update("started", sid)
             for ev in events:
                 if isinstance(ev, Progress):
-                    yield Update("progress", session, progress=ev)
+                    yield Update("progress", sid, progress=ev)
                 elif isinstance(ev, Finished):
                     stats = ev.stats
                 else:
-                    stored = self.store.add_part(tid, encode_segment(ev))
-                    yield Update("segment", session, part=stored)
+                    yield Update("segment", sid, part=self.store.add_part(tid, encode_segment(ev)))
             status = "done"
         except GeneratorExit:
             status, error = "cancelled", "stopped by the user"
@@ -99,15 +106,21 @@ class ChatRunner:
             log.exception("turn failed")
             error = f"generation failed: {e}"
         finally:
-            self.store.finish_turn(tid, status=status, metrics=stats, error=error)
+            events.close()
+            if self.running.get(sid) == tid:
+                self.running.pop(sid, None)
+            if tid is not None:
+                self.store.finish_turn(tid, status=status, metrics=stats, error=error)
         if status == "done":
-            yield Update("done", session, stats=stats)
+            yield Update("done", sid, stats=stats)
         else:
-            yield Update("error", session, error=error)
+            yield Update("error", sid if tid is not None else session, error=error)
 
-    def _rekey(self, events, history, parts, settings, session):
-        """A brand-new session gets its id only now; restart the (not yet started) generation
-        under that id so the next turn can reuse its cache."""
-        events.close()
-        return self.engine.chat(history + [{"role": "user", "parts": parts}], settings,
-                                session=session)
+    def cancel(self, session: str | None) -> bool:
+        """Mark the session's reply in flight cancelled (Stop); its generator, once closed,
+        records the same."""
+        tid = self.running.pop(session, None) if session else None
+        if tid is None:
+            return False
+        self.store.finish_turn(tid, status="cancelled", error="stopped by the user")
+        return True

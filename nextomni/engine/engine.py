@@ -45,7 +45,8 @@ from nextomni.tokenizers.special import EOS
 log = logging.getLogger("nextomni.engine")
 
 NULL_PROMPT = "<|null|>"  # the unconditional prompt guidance was trained with
-KEPT_SESSIONS = 16
+KEPT_SESSIONS = 16          # conversations whose keys/values are kept ...
+KEPT_POSITIONS = 64 * 1024  # ... and at most this many positions of them in all
 
 
 @dataclass
@@ -100,7 +101,7 @@ class OmniEngine:
         options = self.options(settings, model.config)
         prompt = self._fit(fmt, turns, options)
         uncond = fmt.prompt([Turn("user", [Part("text", NULL_PROMPT)])]) \
-            if settings.guidance > 0 else None
+            if settings.guidance > 0 and not model.config.causal else None
         return self._run(model, fmt, prompt, uncond, options, settings, session)
 
     def _run(self, model, fmt, prompt, uncond, options, settings, session):
@@ -113,23 +114,36 @@ class OmniEngine:
         decode = iter_generate_ar if model.config.causal else iter_generate
         steps = decode(model, prompt, options, generator, uncond_prompt=uncond, reuse=reuse)
         text = _TextStream(fmt)
+        busy = 0.0  # time spent computing, not waiting for the consumer between events
         while True:
             with self._lock:
+                t0 = time.perf_counter()
                 try:
                     event = next(steps)
                 except StopIteration as stop:
                     out = stop.value
+                    busy += time.perf_counter() - t0
                     break
                 progress = self._progress(event, fmt, text)
+                busy += time.perf_counter() - t0
             yield progress
         with self._lock:
+            t0 = time.perf_counter()
             segments = list(self._segments(out, fmt))
+            busy += time.perf_counter() - t0
             if session is not None and out.state is not None:
-                self._states[key] = out.state
-                while len(self._states) > KEPT_SESSIONS:
-                    self._states.popitem(last=False)
+                self._keep(key, out.state)
+        out.stats["latency_s"] = busy
         yield from segments
         yield Finished(self._stats(out, settings))
+
+    def _keep(self, key, state) -> None:
+        """Remember a conversation's cache; the oldest go first beyond the budget."""
+        self._states[key] = state
+        while len(self._states) > 1 and (
+                len(self._states) > KEPT_SESSIONS
+                or sum(s.seq["kind"].shape[1] for s in self._states.values()) > KEPT_POSITIONS):
+            self._states.popitem(last=False)
 
     def forget(self, session: str) -> None:
         """Drop a session's cached keys/values (its history was edited or deleted)."""
@@ -189,7 +203,7 @@ class OmniEngine:
         preview, partial = None, ""
         if ev.layout == "text":
             partial = text.update(ev)
-        elif ev.layout == "image" and ev.block == 1:
+        elif ev.layout == "image" and ev.x1.shape[0] == fmt.config.image_positions:
             codes = ev.x1[:, : fmt.config.image_groups]
             preview = fmt.tok.image.decode(codes[None].cpu())[0]
         return Progress(ev.layout, ev.block, ev.step, ev.total, partial, preview)

@@ -39,6 +39,13 @@ class Settings:
         for name in ("seed", "steps", "max_tokens"):
             if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), int):
                 bad(name, "it must be a whole number")
+        for name in ("guidance", "temperature", "confidence"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                bad(name, "it must be a number")
+        for name in ("cache", "dynamic"):
+            if not isinstance(getattr(self, name), bool):
+                bad(name, "it must be true or false")
         if not 0 <= self.seed < 2**63:
             bad("seed", "use a number between 0 and 2^63 - 1")
         if not 1 <= self.steps <= 1024:

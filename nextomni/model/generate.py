@@ -313,10 +313,7 @@ def iter_generate(model: OmniModel, prompt: SequenceBuilder | Sequence,
         raise ValueError(f"unknown layout {layout!r}; expected one of {LAYOUTS}")
     started = time.perf_counter()
     seq = _built(prompt)
-    uncond = None
-    if uncond_prompt is not None and options.guidance > 0:
-        uncond = BlockDecoder(model, _built(uncond_prompt), options, generator)
-    dec = BlockDecoder(model, seq, options, generator, reuse=reuse, uncond=uncond)
+    dec = BlockDecoder(model, seq, options, generator, reuse=reuse)
     c = model.config
     if layout in ("image", "audio"):  # forced: write the opening marker
         first = IMAGE_START if layout == "image" else AUDIO_START
@@ -324,6 +321,14 @@ def iter_generate(model: OmniModel, prompt: SequenceBuilder | Sequence,
     else:
         decided, first = yield from decide_layout(dec)
         layout = layout or decided
+    uncond = None
+    if uncond_prompt is not None and options.guidance > 0 and layout in ("image", "audio"):
+        # guidance is for codes: the unconditional decoder starts once the reply is known
+        # to be an image or speech, from the same opening marker
+        uncond = BlockDecoder(model, _built(uncond_prompt), options, generator)
+        opening = text_block(c, [first], fixed=True)
+        uncond._commit({**uncond._as_tensors(opening)})
+        dec.uncond = uncond
     text_ids = [first] if layout == "text" else []
     image = audio = None
     if layout == "text":
