@@ -50,8 +50,9 @@ def test_tiny_pipeline_trains_exports_and_evaluates(tmp_path):
     train(cfg)
     model, fmt = load_checkpoint(out)
     assert model.config.hidden_size == 32 and model.config.image_codebook_size == 16
-    result = evaluate(model, fmt, n=1, steps=2, tasks=["vqa", "t2i", "tts"])
-    assert set(result) >= {"vqa_acc", "t2i_acc", "tts_wer", "tts_wer_probe", "retrieval_r1"}
+    result = evaluate(model, fmt, n=1, steps=2, tasks=["caption", "vqa", "t2i", "tts"])
+    assert set(result) >= {"caption_acc", "vqa_acc", "t2i_acc", "tts_wer", "tts_wer_probe",
+                           "retrieval_r1"}
     assert all(0 <= result[k] for k in ("vqa_acc", "t2i_acc", "retrieval_r1"))
 
 
@@ -119,3 +120,25 @@ def test_ar_objective_learns_next_tokens():
         for cache in (True, False):
             out = _drain(iter_generate_ar(model, prompt, DecodeOptions(cache=cache)))
             assert out.layout == "text" and out.text_ids == [30 + k, 31, 32 + k]
+
+
+def test_all_blocks_batches_hold_noised_copies(tmp_path):
+    import numpy as np
+
+    from nextomni.model.loading import load_tokenizers
+    from nextomni.model.formatting import ChatFormatter
+    from nextomni.train.omni import build_model, dfm_batch
+
+    tiny_tokenizers(tmp_path)
+    tok = load_tokenizers(tmp_path)
+    cfg = replace(OmniTrainConfig(), hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1,
+                  intermediate_size=64, batch=4, all_blocks=True, max_len=4000)
+    model = build_model(cfg, tok)
+    fmt = ChatFormatter(model.config, tok)
+    batch = dfm_batch(fmt, "sft", np.random.default_rng(0), cfg)
+    assert batch.noisy is not None and batch.noisy.any()
+    assert torch.equal(batch.target & batch.attention_mask.bool(), batch.noisy)
+    from nextomni.model.objective import dfm_objective
+
+    loss = dfm_objective(model, batch)
+    assert torch.isfinite(loss)

@@ -64,7 +64,8 @@ class Evaluator:
                 own, probe = ("", "") if wrong_layout else self.hear(out.audio_codes, i)
                 refs.append(ex.answer), outs.append(own), probes.append(probe)
             elif name == "caption":
-                c, t = caption_attribute_accuracy(ex.answer, self.text(out.text_ids))
+                scene = next(p.value for p in ex.turns[0].parts if p.kind == "image")
+                c, t = caption_attribute_accuracy(scene, self.text(out.text_ids))
                 hits.append(c / t)
             elif name == "asr":
                 refs.append(ex.answer), outs.append(self.text(out.text_ids))

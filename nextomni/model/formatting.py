@@ -118,6 +118,16 @@ class ChatFormatter:
             b.block(blocks[i], target=i == j)
         return b.build()
 
+    def encode_all(self, turns: list[Turn]) -> Sequence:
+        """A training sequence that teaches every reply block at once: the prompt, the clean
+        reply, then a noised copy of each trainable block (`SequenceBuilder.noisy_copies`)."""
+        if not turns or turns[-1].role != "assistant" or len(turns[-1].parts) != 1:
+            raise ValueError("the last turn must be the assistant's, with exactly one part")
+        b = self.prompt(turns[:-1])
+        for blk in self.response_blocks(turns[-1].parts[0]):
+            b.block(blk, target=not blk.fixed)
+        return b.noisy_copies().build()
+
     def encode_full(self, turns: list[Turn]) -> Sequence:
         """A training sequence for the autoregressive baseline: the prompt and the whole
         reply, every reply position a target except the closing markers the engine writes

@@ -109,7 +109,8 @@ class OmniModel(nn.Module):
     def forward(self, ids: Tensor, kind: Tensor, mpos: Tensor,
                 attention_mask: Tensor | None = None, segment: Tensor | None = None,
                 past_key_values=None, past_segment: Tensor | None = None,
-                use_cache: bool = False):
+                use_cache: bool = False, noisy: Tensor | None = None,
+                position_ids: Tensor | None = None):
         """Backbone output (last_hidden_state [B, L, H], past_key_values).
 
         Attention is block-causal over `segment` [B, L] (all zeros when omitted: fully
@@ -125,8 +126,9 @@ class OmniModel(nn.Module):
         valid = torch.ones_like(keys, dtype=torch.bool)
         if attention_mask is not None:
             valid[:, past:] = attention_mask.bool()
-        mask = block_mask(segment, keys, valid)
-        positions = past + torch.arange(length, device=kind.device).expand(b, length)
+        mask = block_mask(segment, keys, valid, noisy if past_segment is None else None)
+        positions = position_ids if position_ids is not None else \
+            past + torch.arange(length, device=kind.device).expand(b, length)
         out = self.backbone(inputs_embeds=self.embed(ids, kind, mpos), attention_mask=mask,
                             position_ids=positions, past_key_values=past_key_values,
                             use_cache=use_cache, is_causal=False)

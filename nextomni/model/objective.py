@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from nextomni.dfm import dfm_loss
+from nextomni.dfm.loss import sample_time
 from nextomni.model.config import AUDIO, IMAGE, TEXT
 from nextomni.model.modeling import OmniModel
 from nextomni.model.sequence import Batch, variable_spaces
@@ -21,17 +22,24 @@ from nextomni.model.sequence import Batch, variable_spaces
 
 def dfm_objective(model: OmniModel, batch: Batch, paths=None,
                   generator: torch.Generator | None = None, t: Tensor | None = None) -> Tensor:
-    """Mean cross-entropy over the response variables of `batch`."""
+    """Mean cross-entropy over the response variables of `batch`. Each target block gets its
+    own time t ~ U[0, 1) (one per example when there is one target block)."""
     b, length, g = batch.ids.shape
     space = variable_spaces(model.config, batch.kind).reshape(b, length * g)
     x1 = batch.ids.reshape(b, length * g)
     target = batch.target[..., None].expand(b, length, g).reshape(b, length * g) & (space >= 0)
     paths = paths if paths is not None else model.paths()
+    if t is None:
+        segments = int(batch.segment.max()) + 1
+        per_block = sample_time(b * segments, generator=generator,
+                                device=x1.device).reshape(b, segments)
+        t = per_block.gather(1, batch.segment).repeat_interleave(g, dim=1)
 
     def denoise(x_t: Tensor):
         ids = x_t.reshape(b, length, g)
         hidden = model(ids, batch.kind, batch.mpos, batch.attention_mask,
-                       segment=batch.segment).last_hidden_state
+                       segment=batch.segment, noisy=batch.noisy,
+                       position_ids=batch.pos).last_hidden_state
         # heads run on the response only; sub-code heads are teacher-forced with the clean
         # codes of the same position
         return model.head_logits(hidden, batch.ids, batch.kind, select=batch.target)

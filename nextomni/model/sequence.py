@@ -46,6 +46,15 @@ class Sequence:
     mpos: Tensor
     segment: Tensor
     target: Tensor
+    noisy: Tensor | None = None  # [L] bool: a noised copy of a response block (training)
+    pos: Tensor | None = None    # [L] position ids (a copy shares its block's positions)
+
+    def __post_init__(self):
+        n = self.kind.shape[0]
+        if self.noisy is None:
+            self.noisy = torch.zeros(n, dtype=torch.bool)
+        if self.pos is None:
+            self.pos = torch.arange(n)
 
     def __len__(self) -> int:
         return self.kind.shape[0]
@@ -75,6 +84,9 @@ class SequenceBuilder:
     mpos: list[int] = field(default_factory=list)
     seg: list[int] = field(default_factory=list)
     target: list[bool] = field(default_factory=list)
+    noisy: list[bool] = field(default_factory=list)
+    pos: list[int] = field(default_factory=list)
+    blocks: list[tuple[int, int]] = field(default_factory=list)  # (start, length) of blocks
     current: int = 0
 
     def segment(self) -> "SequenceBuilder":
@@ -88,6 +100,8 @@ class SequenceBuilder:
         self.mpos.append(mpos)
         self.seg.append(self.current)
         self.target.append(target)
+        self.noisy.append(False)
+        self.pos.append(len(self.pos))
 
     def text(self, ids, target: bool = False) -> "SequenceBuilder":
         pad = [0] * (self.config.max_groups - 1)
@@ -143,8 +157,28 @@ class SequenceBuilder:
     def block(self, block: Block, target: bool = False) -> "SequenceBuilder":
         """A response block as a segment of its own."""
         self.segment()
+        self.blocks.append((len(self.kind), len(block)))
         for row, kind, mpos in zip(block.ids, block.kind, block.mpos):
             self._add(row, kind, mpos, target)
+        return self
+
+    def noisy_copies(self) -> "SequenceBuilder":
+        """Teach every target block at once: each is appended again as a copy that DFM
+        noises (same segment, same positions), which attends to the clean blocks before it
+        and to itself; the clean blocks stay as context and are no longer targets. Training
+        then matches decoding block by block (see `block_mask`)."""
+        for start, n in list(self.blocks):
+            if not self.target[start]:
+                continue
+            for i in range(start, start + n):
+                self.ids.append(list(self.ids[i]))
+                self.kind.append(self.kind[i])
+                self.mpos.append(self.mpos[i])
+                self.seg.append(self.seg[i])
+                self.target.append(True)
+                self.noisy.append(True)
+                self.pos.append(self.pos[i])
+                self.target[i] = False
         return self
 
     def build(self) -> Sequence:
@@ -153,7 +187,9 @@ class SequenceBuilder:
                         torch.tensor(self.kind, dtype=torch.long),
                         torch.tensor(self.mpos, dtype=torch.long),
                         torch.tensor(self.seg, dtype=torch.long),
-                        torch.tensor(self.target, dtype=torch.bool))
+                        torch.tensor(self.target, dtype=torch.bool),
+                        torch.tensor(self.noisy, dtype=torch.bool),
+                        torch.tensor(self.pos, dtype=torch.long))
 
 
 # --------------------------------------------------------------------------- responses
@@ -226,10 +262,13 @@ class Batch:
     segment: Tensor         # [B, L]
     target: Tensor          # [B, L]
     attention_mask: Tensor  # [B, L] 1 = real position
+    noisy: Tensor | None = None  # [B, L] noised copies of response blocks
+    pos: Tensor | None = None    # [B, L] position ids
 
     def to(self, device) -> "Batch":
-        return Batch(*(t.to(device) for t in (self.ids, self.kind, self.mpos, self.segment,
-                                               self.target, self.attention_mask)))
+        return Batch(*(t.to(device) if t is not None else None
+                       for t in (self.ids, self.kind, self.mpos, self.segment, self.target,
+                                 self.attention_mask, self.noisy, self.pos)))
 
 
 def collate(seqs: list[Sequence]) -> Batch:
@@ -243,19 +282,33 @@ def collate(seqs: list[Sequence]) -> Batch:
     segment = torch.zeros(b, length, dtype=torch.long)
     target = torch.zeros(b, length, dtype=torch.bool)
     mask = torch.zeros(b, length, dtype=torch.long)
+    noisy = torch.zeros(b, length, dtype=torch.bool)
+    pos = torch.arange(length).repeat(b, 1)
     for i, s in enumerate(seqs):
         n = len(s)
         ids[i, :n], kind[i, :n], mpos[i, :n] = s.ids, s.kind, s.mpos
         segment[i, :n], target[i, :n] = s.segment, s.target
         segment[i, n:] = int(s.segment.max()) + 1 if n else 0
+        noisy[i, :n], pos[i, :n] = s.noisy, s.pos
         mask[i, :n] = 1
-    return Batch(ids, kind, mpos, segment, target, mask)
+    has_copies = bool(noisy.any())
+    return Batch(ids, kind, mpos, segment, target, mask, noisy if has_copies else None,
+                 pos if has_copies else None)
 
 
-def block_mask(q_segment: Tensor, k_segment: Tensor, k_valid: Tensor | None = None) -> Tensor:
+def block_mask(q_segment: Tensor, k_segment: Tensor, k_valid: Tensor | None = None,
+               noisy: Tensor | None = None) -> Tensor:
     """Block-causal attention [B, 1, Q, K] (True = attend): a query sees keys of its own
-    segment and earlier ones, never padding (padded queries see themselves at least)."""
-    allowed = k_segment[:, None, :] <= q_segment[:, :, None]
+    segment and earlier ones, never padding (padded queries see themselves at least).
+
+    With `noisy` (queries = keys, training with `noisy_copies`): clean positions never see
+    noised copies; a noised copy sees the clean segments before its own and itself, as its
+    block does when it is decoded."""
+    q, k = q_segment[:, :, None], k_segment[:, None, :]
+    allowed = k <= q
+    if noisy is not None:
+        nq, nk = noisy[:, :, None], noisy[:, None, :]
+        allowed = (~nk & ((k < q) | ((k == q) & ~nq))) | (nk & nq & (k == q))
     if k_valid is not None:
         allowed &= k_valid.bool()[:, None, :]
     if q_segment.shape[1] == k_segment.shape[1]:

@@ -90,6 +90,8 @@ class OmniTrainConfig:
     # the autoregressive baseline: a causal model trained on next tokens, same data and budget;
     # it reads (and never changes) the tokenizers of `tokenizers`
     causal: bool = False
+    # DFM: teach every reply block of an example per step (noised copies) instead of one
+    all_blocks: bool = False
     tokenizers: Path | None = None  # where the tokenizers are (default: --out)
 
 
@@ -155,7 +157,7 @@ def dfm_batch(fmt: ChatFormatter, stage: str, rng, cfg: OmniTrainConfig) -> Batc
         else:
             if ex.task in GENERATION_TASKS and rng.random() < cfg.cond_dropout:
                 ex = drop_condition(ex)
-            s = fmt.encode(ex.turns, rng)
+            s = fmt.encode_all(ex.turns) if cfg.all_blocks else fmt.encode(ex.turns, rng)
         if len(s) > cfg.max_len:
             continue
         if seqs and (len(seqs) + 1) * max(longest, len(s)) > cfg.batch_tokens:
@@ -367,6 +369,8 @@ def parse_args(argv=None) -> OmniTrainConfig:
     p.add_argument("--no-bf16", action="store_true")
     p.add_argument("--causal", action="store_true",
                    help="train the autoregressive baseline (next-token, causal attention)")
+    p.add_argument("--all-blocks", action="store_true",
+                   help="teach every reply block per example (noised copies), not one")
     p.add_argument("--tokenizers", type=Path, default=None,
                    help="read the tokenizers here (default --out); the baseline links to them")
     a = p.parse_args(argv)
@@ -378,7 +382,7 @@ def parse_args(argv=None) -> OmniTrainConfig:
                    cpt_steps=a.cpt_steps, sft_steps=a.sft_steps, batch=a.batch, seed=a.seed,
                    hidden_size=a.hidden_size, num_layers=a.num_layers, block_size=a.block_size,
                    save_every=a.save_every, lr=a.lr, bf16=not a.no_bf16, causal=a.causal,
-                   tokenizers=a.tokenizers)
+                   tokenizers=a.tokenizers, all_blocks=a.all_blocks)
 
 
 def main(argv=None) -> None:
