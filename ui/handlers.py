@@ -12,11 +12,10 @@ from dataclasses import fields
 from pathlib import Path
 
 import gradio as gr
-import numpy as np
 from PIL import Image
 
 from nextomni.engine import MessageError, Settings, SettingsError
-from nextomni.media import MediaError, load_media
+from nextomni.media import MediaError, media_kind
 from sessions.store import NotFound, SessionStore
 from ui.turns import ChatRunner
 
@@ -219,31 +218,22 @@ class Handlers:
 
     # ------------------------------------------------------------------ retrieval
     def search(self, text: str, file: str | None, uploads: list | None, top: int = 8):
-        """Rank the gallery (built-in scenes plus uploaded images) by the query."""
-        engine = self.runner.engine
-        items = [(label, img) for label, img in self.gallery]
-        for u in uploads or []:
-            path = u if isinstance(u, str) else u.name
-            try:
-                kind, value = load_media(path)
-            except MediaError as e:
-                return [], f"⚠ {e}"
-            if kind != "image":
-                return [], f"⚠ {Path(path).name}: the gallery holds images"
-            items.append((Path(path).name, np.asarray(value.convert("RGB"))))
-        if file:
-            try:
-                kind, value = load_media(file)
-            except MediaError as e:
-                return [], f"⚠ {e}"
-            query = {"kind": kind, "value": value[0] if kind == "audio" else value}
-        elif text and text.strip():
-            query = {"kind": "text", "text": text.strip()}
-        else:
-            return [], "Type a description or give an image / audio query."
+        """Rank the gallery (built-in scenes plus uploaded images) by the query; the engine
+        reads the files (and says plainly what is wrong with a bad one)."""
+        items = [(label, img, {"kind": "image", "value": img}) for label, img in self.gallery]
         try:
-            hits = engine.search(query, [{"kind": "image", "value": img} for _, img in items],
-                                 top=top)
+            for u in uploads or []:
+                path = u if isinstance(u, str) else u.name
+                if media_kind(path) != "image":
+                    return [], f"⚠ {Path(path).name}: the gallery holds images"
+                items.append((Path(path).name, path, {"kind": "image", "path": path}))
+            if file:
+                query = {"kind": media_kind(file), "path": file}
+            elif text and text.strip():
+                query = {"kind": "text", "text": text.strip()}
+            else:
+                return [], "Type a description or give an image / audio query."
+            hits = self.runner.engine.search(query, [item for _, _, item in items], top=top)
         except (MessageError, MediaError) as e:
             return [], f"⚠ {e}"
         return ([(items[h.index][1], f"{items[h.index][0]} · {h.score:.3f}") for h in hits],

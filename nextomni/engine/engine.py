@@ -25,7 +25,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
@@ -38,6 +38,7 @@ from nextomni.engine.events import (
 from nextomni.engine.messages import MessageError, as_part, to_turns
 from nextomni.engine.settings import Settings, SettingsError
 from nextomni.model.autoregressive import iter_generate_ar
+from nextomni.model.embedding import embed_parts
 from nextomni.model.generate import DecodeOptions, StepEvent, iter_generate
 from nextomni.model.loading import load_checkpoint
 from nextomni.tokenizers.special import EOS
@@ -233,26 +234,14 @@ class OmniEngine:
                 "prompt_reused": s["prompt_positions_reused"], "device": str(self.device)}
 
     # ------------------------------------------------------------------ retrieval
-    @torch.no_grad()
     def embed(self, part) -> np.ndarray:
         """The unified representation of one item (text, image, audio or video), unit length."""
         return self.embed_many([part])[0]
 
-    @torch.no_grad()
     def embed_many(self, parts, batch: int = 32) -> np.ndarray:
-        from nextomni.model.sequence import collate
-
         parts = [as_part(p) for p in parts]
         with self._lock:
-            out = []
-            for i in range(0, len(parts), batch):
-                b = collate([self.fmt.embedding_sequence(p) for p in parts[i:i + batch]])
-                b = b.to(self.device)
-                h = self.model(b.ids, b.kind, b.mpos, b.attention_mask,
-                               segment=b.segment).last_hidden_state
-                out.append(self.model.unified_embedding(h.float(), b.attention_mask.sum(1) - 1))
-        return torch.cat(out).cpu().numpy() if out else np.zeros((0, self.model.config.hidden_size),
-                                                                  np.float32)
+            return embed_parts(self.model, self.fmt, parts, batch).cpu().numpy()
 
     def search(self, query, gallery, top: int | None = None) -> list[Hit]:
         """Rank `gallery` items (any modality) by similarity to `query`, best first."""

@@ -16,8 +16,8 @@ from nextomni.data.world import random_scene
 from nextomni.eval.metrics import wer, words
 from nextomni.eval.parse import caption_attribute_accuracy
 from nextomni.eval.scene_detector import detect
+from nextomni.model.embedding import embed_parts
 from nextomni.model.generate import DecodeOptions, generate
-from nextomni.model.sequence import collate
 
 # The reply each task expects; the model decides the layout itself, and a wrong one scores 0.
 LAYOUT = {"caption": "text", "vqa": "text", "asr": "text", "spoken_vqa": "text",
@@ -78,16 +78,8 @@ class Evaluator:
             return res
         return {"acc": float(np.mean(hits))}
 
-    @torch.no_grad()
     def embed(self, parts: list[Part], batch: int = 32) -> torch.Tensor:
-        out = []
-        for i in range(0, len(parts), batch):
-            seqs = [self.fmt.embedding_sequence(p) for p in parts[i:i + batch]]
-            b = collate(seqs).to(next(self.model.parameters()).device)
-            h = self.model(b.ids, b.kind, b.mpos, b.attention_mask,
-                           segment=b.segment).last_hidden_state
-            out.append(self.model.unified_embedding(h.float(), b.attention_mask.sum(1) - 1))
-        return torch.cat(out)
+        return embed_parts(self.model, self.fmt, parts, batch)
 
     def retrieval(self, n: int) -> float:
         """Text -> image R@1 over a gallery of n held-out scenes."""

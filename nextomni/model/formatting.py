@@ -121,26 +121,24 @@ class ChatFormatter:
     def encode_all(self, turns: list[Turn]) -> Sequence:
         """A training sequence that teaches every reply block at once: the prompt, the clean
         reply, then a noised copy of each trainable block (`SequenceBuilder.noisy_copies`)."""
-        if not turns or turns[-1].role != "assistant" or len(turns[-1].parts) != 1:
-            raise ValueError("the last turn must be the assistant's, with exactly one part")
-        b = self.prompt(turns[:-1])
-        for blk in self.response_blocks(turns[-1].parts[0]):
-            b.block(blk, target=not blk.fixed)
-        return b.noisy_copies().build()
+        return self._whole_reply(turns).noisy_copies().build()
 
     def encode_full(self, turns: list[Turn]) -> Sequence:
         """A training sequence for the autoregressive baseline: the prompt and the whole
         reply, every reply position a target except the closing markers the engine writes
         and the padding after `<eos>`."""
+        seq = self._whole_reply(turns).build()
+        seq.target &= ~((seq.kind == 0) & (seq.ids[:, 0] == PAD))
+        return seq
+
+    def _whole_reply(self, turns: list[Turn]) -> SequenceBuilder:
+        """The prompt, then every block of the reply (the trainable ones as targets)."""
         if not turns or turns[-1].role != "assistant" or len(turns[-1].parts) != 1:
             raise ValueError("the last turn must be the assistant's, with exactly one part")
         b = self.prompt(turns[:-1])
         for blk in self.response_blocks(turns[-1].parts[0]):
             b.block(blk, target=not blk.fixed)
-        seq = b.build()
-        pad = (seq.kind == 0) & (seq.ids[:, 0] == PAD)
-        seq.target &= ~pad
-        return seq
+        return b
 
     def embedding_sequence(self, part: Part) -> Sequence:
         """One item alone, then `<eos>` in a segment of its own: the state there (which sees
