@@ -2,19 +2,24 @@
 backbone (random weights: speed does not depend on them).
 
     python -m bench.scale [--size 7b|tiny] [--quantization none|4bit] [--new-tokens 256]
-        [--block 16] [--steps 4] [--compile] [--json FILE]
+        [--blocks 16,32] [--steps 4] [--graphs off,on] [--compile] [--json FILE]
 
 Measures tokens/s of a `--new-tokens` reply: HF AR eager (dynamic KV cache), HF AR with a
-static cache + torch.compile (`--compile`, GPU), and DFM block decoding with a fixed number of
-steps per block (no early stop, so the number is a bound, not luck); the time of one DFM
-denoising step and of one 768-position bidirectional forward; peak GPU memory. `--size tiny`
-runs in seconds on CPU (the test suite does that); the 7B numbers need a GPU.
+static cache, which transformers compiles (torch.compile + CUDA graphs) on a GPU
+(`--compile`), and DFM block decoding with a fixed number of steps per block for each block
+size, eager (dynamic cache) and with the static cache whose text steps replay as CUDA graphs
+(`--graphs`; no early stop, so the number is a bound, not luck); the
+time of one DFM denoising step and of one 768-position bidirectional forward; peak GPU memory
+of each. `--size tiny` runs in seconds on CPU (the test suite does that); the 7B numbers need
+a GPU. The JSON is rewritten after every measurement, so a run cut short keeps what it has.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import tempfile
 import time
 from dataclasses import replace
@@ -44,6 +49,19 @@ def timed(fn, device, repeat: int = 1) -> float:
     return (time.perf_counter() - start) / repeat
 
 
+@contextlib.contextmanager
+def made_on(device, dtype):
+    """Create modules directly on `device` in `dtype`: a 7B model initialised on the CPU in
+    fp32 takes minutes and 30 GB before it is cast."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
 def build(size: str, quantization: str | None, device, dtype):
     """(OmniModel, HF Qwen2ForCausalLM) sharing one backbone shape, random weights."""
     from transformers import BitsAndBytesConfig, Qwen2ForCausalLM
@@ -57,32 +75,50 @@ def build(size: str, quantization: str | None, device, dtype):
     hf_cfg.vocab_size = config.text_vocab_size
     hf_cfg.is_causal = True
     if quantization is None:
-        omni = OmniModel(config).to(device=device, dtype=dtype).eval()
-        ar = Qwen2ForCausalLM._from_config(hf_cfg, attn_implementation="sdpa").to(device, dtype)
-        return omni, ar.eval()
-    with tempfile.TemporaryDirectory() as d:
-        save_pretrained(OmniModel(config).to(dtype), d)
+        with made_on(device, dtype):
+            omni = OmniModel(config).eval()
+            ar = Qwen2ForCausalLM._from_config(hf_cfg, attn_implementation="sdpa").eval()
+        return omni, ar
+    # quantized loading goes through files, as a user's checkpoint would
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as d:
+        with made_on(device, dtype):
+            model = OmniModel(config)
+        save_pretrained(model, d)
+        del model
         omni = from_pretrained(d, device=str(device), quantization=quantization, dtype=dtype)
-        Qwen2ForCausalLM._from_config(hf_cfg).to(dtype).save_pretrained(d + "/ar")
+        with made_on(device, dtype):
+            model = Qwen2ForCausalLM._from_config(hf_cfg)
+        model.save_pretrained(d + "/ar")
+        del model
         q = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                bnb_4bit_compute_dtype=dtype)
         ar = Qwen2ForCausalLM.from_pretrained(d + "/ar", quantization_config=q,
                                               device_map={"": str(device)})
-    return omni, ar.eval()
+    return omni.eval(), ar.eval()
 
 
-def hf_tokens_per_s(ar, prompt, new: int, device, static: bool, compile_: bool) -> float:
+def peak_gb(device) -> float | None:
+    """Peak GPU memory since the last call (then reset); None on CPU."""
+    if device.type != "cuda":
+        return None
+    peak = torch.cuda.max_memory_allocated() / 2**30
+    torch.cuda.reset_peak_memory_stats()
+    return peak
+
+
+def hf_tokens_per_s(ar, prompt, new: int, device, static: bool) -> float:
+    """HF `generate`, greedy, exactly `new` tokens. With `static`, a static cache, with which
+    transformers compiles the forward itself (torch.compile, CUDA graphs) on a GPU."""
     kw = dict(max_new_tokens=new, min_new_tokens=new, do_sample=False, pad_token_id=0)
     if static:
         kw["cache_implementation"] = "static"
-    if compile_:
-        ar.forward = torch.compile(ar.forward, mode="reduce-overhead", fullgraph=True)
     with torch.no_grad():
         seconds = timed(lambda: ar.generate(prompt, **kw), device)
     return new / seconds
 
 
-def dfm_numbers(omni, prompt_len: int, new: int, block: int, steps: int, device) -> dict:
+def dfm_numbers(omni, prompt_len: int, new: int, block: int, steps: int, device,
+                graphs: bool) -> dict:
     from nextomni.model.generate import DecodeOptions, generate
     from nextomni.model.sequence import SequenceBuilder
 
@@ -91,21 +127,30 @@ def dfm_numbers(omni, prompt_len: int, new: int, block: int, steps: int, device)
     prompt = b.turn_end([7]).turn_start([8, 6]).build()
     blocks = -(-new // block)
     opts = DecodeOptions(steps=steps, confidence=1.0, dynamic=False, fixed_blocks=blocks,
-                         block_size=block)
+                         block_size=block, graphs=graphs)
     out = {}
 
     def reply():
+        # each reply computes its prompt; with graphs it recycles the buffers and captured
+        # steps of the reply before (the warm-up), as a chat's next turn does
         g = torch.Generator(device).manual_seed(0)
-        out["r"] = generate(omni, prompt, opts, g, layout="text")
+        reuse = out["r"].state.recycled() if "r" in out and graphs else None
+        out["r"] = generate(omni, prompt, opts, g, layout="text", reuse=reuse)
 
     seconds = timed(reply, device)
-    total_steps = out["r"].stats["steps"]
-    ids = torch.randint(0, c.text_vocab_size, (1, 768, c.max_groups), device=device)
-    kind = torch.zeros(1, 768, dtype=torch.long, device=device)
-    with torch.no_grad():
-        forward = timed(lambda: omni(ids, kind, torch.zeros_like(kind)), device, repeat=3)
+    stats = out["r"].stats
     return {"dfm_tokens_per_s": blocks * block / seconds, "dfm_step_ms": 1000 * seconds /
-            total_steps, "dfm_steps": total_steps, "forward_768_ms": 1000 * forward}
+            stats["steps"], "dfm_steps": stats["steps"], "dfm_forwards": stats["forward_passes"],
+            "dfm_prompt_reused": stats["prompt_positions_reused"]}
+
+
+def forward_ms(omni, length: int, device) -> float:
+    """One bidirectional forward over `length` positions (a whole canvas at once)."""
+    c = omni.config
+    ids = torch.randint(0, c.text_vocab_size, (1, length, c.max_groups), device=device)
+    kind = torch.zeros(1, length, dtype=torch.long, device=device)
+    with torch.no_grad():
+        return 1000 * timed(lambda: omni(ids, kind, torch.zeros_like(kind)), device, repeat=3)
 
 
 def main(argv=None) -> dict:
@@ -114,36 +159,58 @@ def main(argv=None) -> dict:
     p.add_argument("--quantization", choices=["none", "4bit"], default="none")
     p.add_argument("--new-tokens", type=int, default=256)
     p.add_argument("--prompt-tokens", type=int, default=32)
-    p.add_argument("--block", type=int, default=16)
+    p.add_argument("--blocks", default="16", help="DFM block sizes, comma separated")
     p.add_argument("--steps", type=int, default=4)
-    p.add_argument("--compile", action="store_true", help="also HF static cache + compile")
+    p.add_argument("--compile", action="store_true",
+                   help="also HF with a static cache (compiled by transformers on a GPU)")
+    p.add_argument("--graphs", default="off,on",
+                   help="DFM with the static cache / CUDA-graphed text steps: off, on or both")
     p.add_argument("--json")
     a = p.parse_args(argv)
+    blocks = [int(b) for b in a.blocks.split(",") if b.strip()]
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     quant = None if a.quantization == "none" else a.quantization
     omni, ar = build(a.size, quant, device, dtype)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
+    peak_gb(device)
     prompt = torch.randint(0, omni.config.text_vocab_size, (1, a.prompt_tokens), device=device)
     result = {"size": a.size, "quantization": a.quantization, "device": str(device),
               "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None,
-              "new_tokens": a.new_tokens, "block": a.block, "steps_per_block": a.steps}
-    result["hf_eager_tokens_per_s"] = hf_tokens_per_s(ar, prompt, a.new_tokens, device,
-                                                      static=False, compile_=False)
+              "new_tokens": a.new_tokens, "steps_per_block": a.steps}
+
+    def record(key, value):
+        result[key] = round(value, 3) if isinstance(value, float) else value
+        print(json.dumps({key: result[key]}), flush=True)
+        if a.json:
+            with open(a.json, "w") as f:
+                json.dump(result, f, indent=1)
+
+    modes = [m.strip() == "on" for m in a.graphs.split(",") if m.strip()]
+    for graphs in modes:
+        name = "dfm_graphs" if graphs else "dfm"
+        for block in blocks:
+            for k, v in dfm_numbers(omni, a.prompt_tokens, a.new_tokens, block, a.steps,
+                                    device, graphs).items():
+                record(f"{k.replace('dfm', name, 1)}@block{block}", v)
+            record(f"{name}_peak_gb@block{block}", peak_gb(device))
+    record("forward_768_ms", forward_ms(omni, 768, device))
+    record("hf_eager_tokens_per_s", hf_tokens_per_s(ar, prompt, a.new_tokens, device,
+                                                    static=False))
+    record("hf_eager_peak_gb", peak_gb(device))
+    best_ar = result["hf_eager_tokens_per_s"]
     if a.compile:
-        result["hf_static_compiled_tokens_per_s"] = hf_tokens_per_s(
-            ar, prompt, a.new_tokens, device, static=True, compile_=True)
-    result.update(dfm_numbers(omni, a.prompt_tokens, a.new_tokens, a.block, a.steps, device))
-    best_ar = result.get("hf_static_compiled_tokens_per_s", result["hf_eager_tokens_per_s"])
-    result["dfm_over_best_ar"] = result["dfm_tokens_per_s"] / best_ar
-    if device.type == "cuda":
-        result["peak_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
-    result = {k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()}
+        try:
+            best_ar = hf_tokens_per_s(ar, prompt, a.new_tokens, device, static=True)
+            record("hf_static_compiled_tokens_per_s", best_ar)
+            record("hf_static_compiled_peak_gb", peak_gb(device))
+        except Exception as e:  # noqa: BLE001 -- a bench records why a mode did not run
+            record("hf_static_compiled_error", f"{type(e).__name__}: {e}"[:300])
+    for graphs in modes:
+        name = "dfm_graphs" if graphs else "dfm"
+        for block in blocks:
+            record(f"{name}_over_best_ar@block{block}",
+                   result[f"{name}_tokens_per_s@block{block}"] / best_ar)
     print(json.dumps(result, indent=1))
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(result, f, indent=1)
     return result
 
 

@@ -10,9 +10,13 @@ ROW_KEYS = {"mode", "cache", "dynamic", "task", "accuracy", "latency_p50_ms", "l
 
 
 def test_scale_runs_tiny_on_cpu():
-    r = scale.main(["--size", "tiny", "--new-tokens", "32", "--steps", "2"])
-    assert r["dfm_steps"] == 1 + 2 * 2  # the layout token, then 2 blocks x 2 steps
-    for k in ("hf_eager_tokens_per_s", "dfm_tokens_per_s", "dfm_step_ms", "forward_768_ms"):
+    r = scale.main(["--size", "tiny", "--new-tokens", "32", "--steps", "2", "--blocks", "16,32"])
+    assert r["dfm_steps@block16"] == 1 + 2 * 2  # the layout token, then 2 blocks x 2 steps
+    assert r["dfm_steps@block32"] == 1 + 1 * 2
+    assert r["dfm_graphs_steps@block16"] == r["dfm_steps@block16"]
+    for k in ("hf_eager_tokens_per_s", "dfm_tokens_per_s@block16", "dfm_step_ms@block32",
+              "forward_768_ms", "dfm_over_best_ar@block16", "dfm_graphs_tokens_per_s@block16",
+              "dfm_graphs_over_best_ar@block32"):
         assert r[k] > 0
 
 

@@ -7,6 +7,7 @@ import torch
 
 from nextomni.model import OmniModel
 from nextomni.model.generate import DecodeOptions, generate, iter_generate, trim_silence
+from nextomni.model.graphs import StaticCache
 from nextomni.model.sequence import SequenceBuilder
 from tests.test_model import TINY
 
@@ -150,3 +151,54 @@ def test_guided_code_head_follows_the_guidance_formula(model):
     expected = 3.0 * head.out[0](h) - 2.0 * head.out[0](h_u)
     assert torch.allclose(seen[0], expected, atol=1e-5)
     assert torch.equal(codes[:, 0], expected.argmax(-1))
+
+
+@pytest.mark.parametrize("layout", ["text", "image", "audio"])
+def test_static_cache_matches_the_dynamic_one(model, layout):
+    """The preallocated cache (the CUDA-graph path, run eagerly here) changes no token."""
+    kw = dict(steps=3, temperature=1.0, confidence=1.0, layout=layout, dynamic=False,
+              fixed_blocks=2)
+    static, dynamic = run(model, graphs=True, **kw), run(model, graphs=False, **kw)
+    assert static.text_ids == dynamic.text_ids
+    for a, b in ((static.image_codes, dynamic.image_codes),
+                 (static.audio_codes, dynamic.audio_codes)):
+        assert (a is None and b is None) or torch.equal(a, b)
+    assert isinstance(static.state.cache, StaticCache)
+    assert static.stats["forward_passes"] == dynamic.stats["forward_passes"]
+
+
+def test_static_cache_is_reused_across_turns_and_recycled(model):
+    opts = DecodeOptions(steps=3, temperature=1.0, confidence=1.0, dynamic=False,
+                         fixed_blocks=2, graphs=True)
+    first = generate(model, prompt(), opts, torch.Generator().manual_seed(0), layout="text")
+    fresh = generate(model, second_turn(), opts, torch.Generator().manual_seed(5), layout="text")
+    reused = generate(model, second_turn(), opts, torch.Generator().manual_seed(5),
+                      layout="text", reuse=first.state)
+    assert reused.state.cache is first.state.cache  # the same buffers, the same steps
+    assert reused.stats["prompt_positions_reused"] > 0
+    assert reused.text_ids == fresh.text_ids
+    again = generate(model, second_turn(), opts, torch.Generator().manual_seed(5),
+                     layout="text", reuse=reused.state.recycled())
+    assert again.stats["prompt_positions_reused"] == 0
+    assert again.state.cache is first.state.cache
+    assert again.text_ids == fresh.text_ids
+    # a reply that does not fit gets buffers of its own; the dynamic mode never takes them
+    longer = generate(model, second_turn(), DecodeOptions(
+        steps=1, dynamic=False, fixed_blocks=260, graphs=True), layout="text",
+        reuse=again.state.recycled())
+    assert longer.state.cache is not first.state.cache
+    plain = generate(model, second_turn(), DecodeOptions(steps=1), layout="text",
+                     reuse=first.state)
+    assert not isinstance(plain.state.cache, StaticCache)
+
+
+def test_static_cache_keeps_the_dynamic_contract():
+    cache = StaticCache(TINY.backbone_config(), capacity=8, device="cpu", dtype=torch.float32)
+    cache.begin(5)
+    assert cache.get_seq_length() == 5 and cache.slots(5).tolist() == [0, 1, 2, 3, 4]
+    cache.crop(-2)
+    cache.begin(2)
+    assert cache.slots(2).tolist() == [3, 4]
+    assert cache.visible(2)[0, 0, 0].tolist() == [True] * 5 + [False] * 3
+    with pytest.raises(ValueError, match="capacity"):
+        cache.begin(4)

@@ -142,3 +142,22 @@ def test_all_blocks_batches_hold_noised_copies(tmp_path):
 
     loss = dfm_objective(model, batch)
     assert torch.isfinite(loss)
+
+
+def test_data_workers_share_the_steps_in_order(monkeypatch):
+    """With several workers each makes every W-th step; the loader hands them back in order,
+    none twice, none missing (what the loop's step counter relies on)."""
+    from nextomni.train import omni
+
+    monkeypatch.setattr(omni, "prepare_inputs",
+                        lambda fmt, stage, rng, cfg: (stage, float(rng.random())))
+    cfg = OmniTrainConfig(pt_steps=5, cpt_steps=4, sft_steps=4)
+    stream = omni.InputStream(None, cfg, start=3, total=13, process=0)
+    loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=3)
+    got = list(loader)
+    assert [step for step, _ in got] == list(range(3, 13))
+    assert [stage for _, (stage, _) in got] == [stage_of(s, cfg) for s in range(3, 13)]
+    draws = [x for _, (_, x) in got]
+    assert len(set(draws)) == len(draws)  # the workers' random streams differ
+    single = list(torch.utils.data.DataLoader(stream, batch_size=None, num_workers=0))
+    assert [step for step, _ in single] == list(range(3, 13))

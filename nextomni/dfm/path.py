@@ -112,10 +112,13 @@ class MetricPath:
             out[s] = torch.multinomial(p, 1, generator=generator)[:, 0]
         return out.reshape(x1.shape)
 
-    def velocity(self, x_t: Tensor, x1: Tensor, t) -> Tensor:
-        """u_t(., x_t | x1): jump rates from the current token to every token, 0 at x_t."""
-        _check_tokens(x1, self.vocab_size, "x1")
-        _check_tokens(x_t, self.vocab_size, "x_t")
+    def velocity(self, x_t: Tensor, x1: Tensor, t, validate: bool = True) -> Tensor:
+        """u_t(., x_t | x1): jump rates from the current token to every token, 0 at x_t.
+        `validate=False` skips the range checks (the sampler's own tokens: each check waits
+        for the device)."""
+        if validate:
+            _check_tokens(x1, self.vocab_size, "x1")
+            _check_tokens(x_t, self.vocab_size, "x_t")
         if x_t.shape != x1.shape:
             raise ValueError(f"x_t {tuple(x_t.shape)} and x1 {tuple(x1.shape)} differ in shape")
         t = expand_time(t, x1, self.e.dtype).reshape(-1)
@@ -163,9 +166,10 @@ class MaskedPath:
         keep = torch.rand(x1.shape, generator=generator, device=x1.device) < t
         return torch.where(keep, x1, torch.full_like(x1, self.mask_id))
 
-    def velocity(self, x_t: Tensor, x1: Tensor, t) -> Tensor:
-        _check_tokens(x1, self.vocab_size, "x1")
-        _check_tokens(x_t, self.vocab_size, "x_t")
+    def velocity(self, x_t: Tensor, x1: Tensor, t, validate: bool = True) -> Tensor:
+        if validate:
+            _check_tokens(x1, self.vocab_size, "x1")
+            _check_tokens(x_t, self.vocab_size, "x_t")
         t = expand_time(t, x1).clamp(0, 1 - T_EPS)
         rate = ((x_t == self.mask_id) & (x1 != self.mask_id)).float() / (1 - t)
         return F.one_hot(x1, self.vocab_size).float() * rate[..., None]

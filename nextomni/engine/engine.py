@@ -63,6 +63,10 @@ class OmniEngine:
         self.baseline = baseline  # (model, formatter) of the causal baseline, or None
         self.name, self.quantization = name, quantization
         self.device = next(model.parameters()).device
+        # CUDA graphs for text steps: on one GPU (a model sharded over several keeps the
+        # dynamic cache, whose layers follow their devices)
+        self.graphs = self.device.type == "cuda" and \
+            len({p.device for p in model.parameters()}) == 1
         self._states: OrderedDict = OrderedDict()
         self._lock = threading.RLock()
 
@@ -143,7 +147,7 @@ class OmniEngine:
         self._states[key] = state
         while len(self._states) > 1 and (
                 len(self._states) > KEPT_SESSIONS
-                or sum(s.seq["kind"].shape[1] for s in self._states.values()) > KEPT_POSITIONS):
+                or sum(_held(s) for s in self._states.values()) > KEPT_POSITIONS):
             self._states.popitem(last=False)
 
     def forget(self, session: str) -> None:
@@ -163,7 +167,8 @@ class OmniEngine:
             return DecodeOptions(steps=steps, temperature=s.temperature, confidence=confidence,
                                  max_text_blocks=text_blocks, max_audio_blocks=audio_blocks,
                                  fixed_blocks=text_blocks, cache=s.cache, dynamic=s.dynamic,
-                                 guidance=s.guidance, block_size=size)
+                                 guidance=s.guidance, block_size=size,
+                                 graphs=self.graphs and s.cache)
         except ValueError as e:
             raise SettingsError(f"these settings ask for too much: {e}") from None
 
@@ -269,3 +274,8 @@ class _TextStream:
         if EOS in ids:
             ids = ids[: ids.index(EOS)]
         return self.fmt.tok.text.decode(ids)
+
+
+def _held(state) -> int:
+    """Positions a kept cache holds memory for: a static cache its whole capacity."""
+    return getattr(state.cache, "capacity", state.seq["kind"].shape[1])

@@ -32,7 +32,8 @@ import torch
 from torch import Tensor
 
 from nextomni.dfm import choose_x1, euler_steps
-from nextomni.model.config import AUDIO, IMAGE, TEXT
+from nextomni.model.config import AUDIO, IMAGE, TEXT, OmniConfig
+from nextomni.model.graphs import StaticCache, TextStep
 from nextomni.model.modeling import OmniModel
 from nextomni.model.sequence import (
     Block, Sequence, SequenceBuilder, closing_block, code_block, text_block, variable_spaces,
@@ -57,6 +58,8 @@ class DecodeOptions:
     fixed_blocks: int = 3         # with dynamic=False
     guidance: float = 0.0         # classifier-free guidance scale for image / audio codes
     block_size: int | None = None  # text / audio growth unit; None: the one trained with
+    graphs: bool = False          # preallocated cache; text steps replay as CUDA graphs (on
+                                  # CUDA; the same code runs eagerly elsewhere)
 
     def __post_init__(self):
         def bad(name, why):
@@ -84,13 +87,21 @@ class PromptCache:
     """Keys/values of a sequence decoded earlier, kept to start the next turn from."""
 
     seq: dict                      # ids / kind / mpos / segment, each [1, L]
-    cache: object                  # transformers DynamicCache holding exactly those L positions
+    cache: object                  # DynamicCache / StaticCache holding exactly those positions
+    steps: dict = field(default_factory=dict)  # a static cache's captured text steps
+
+    def recycled(self) -> "PromptCache":
+        """The same buffers (and captured steps) holding no reusable position: the next reply
+        recomputes its whole prompt without allocating or capturing again."""
+        return PromptCache({k: v[:, :0] for k, v in self.seq.items()}, self.cache, self.steps)
 
     def reusable(self, seq: dict) -> int:
         """How many leading positions of `seq` this cache holds exactly: equal inputs, ending
         on a segment boundary in both sequences."""
         old, new = self.seq, seq
         n = min(old["kind"].shape[1], new["kind"].shape[1])
+        if n == 0:
+            return 0
         same = torch.ones(n, dtype=torch.bool, device=new["kind"].device)
         for k in ("ids", "kind", "mpos", "segment"):
             a, b = old[k][0, :n].to(same.device), new[k][0, :n]
@@ -146,15 +157,31 @@ class BlockDecoder:
                       "steps": 0, "blocks": 0, "prompt_positions": len(prompt),
                       "prompt_positions_reused": 0}
         self.cache = None
+        self._text_steps: dict[int, TextStep] = {}
         if options.cache:
             from transformers import DynamicCache
 
+            capacity = len(prompt) + reply_capacity(model.config, options)
+            # a static cache is sized in powers of two (at least 1024 positions), so the next
+            # turns of a chat fit in it and replay the steps captured for it
+            bucket = max(1024, 1 << (capacity - 1).bit_length())
             reused = reuse.reusable(self.seq) if reuse is not None else 0
-            if reused:
+            static = reuse is not None and isinstance(reuse.cache, StaticCache)
+            # a static cache (and its captured steps) is taken over whenever the reply fits
+            # in it, even with no position to reuse; it never serves the dynamic mode
+            recycle = options.graphs and static and reuse.cache.capacity >= capacity
+            if static != recycle:
+                reused = 0
+            if reused or recycle:
                 self.cache = reuse.cache
                 extra = self.cache.get_seq_length() - reused
                 if extra:
                     self.cache.crop(-extra)
+                if recycle:
+                    self._text_steps = reuse.steps
+            elif options.graphs:
+                self.cache = StaticCache(model.backbone.config, bucket, self.device,
+                                         model.backbone.embed_tokens.weight.dtype)
             else:
                 self.cache = DynamicCache()
             self.stats["prompt_positions_reused"] = reused
@@ -179,8 +206,26 @@ class BlockDecoder:
             self.cache.crop(-n)
         return out.last_hidden_state
 
+    def _graphed(self, block: dict, keep: bool) -> Tensor | None:
+        """Hidden states of an all-text block through its captured step (None when graphs
+        are off or the block holds codes)."""
+        if not isinstance(self.cache, StaticCache) or bool((block["kind"] != TEXT).any()):
+            return None
+        n = block["kind"].shape[1]
+        if n not in self._text_steps:
+            self._text_steps[n] = TextStep(self.model, self.cache, n)
+        self.stats["forward_passes"] += 1
+        self.stats["positions_computed"] += n
+        self.stats["cached_positions_reused"] += self.cache.get_seq_length()
+        h = self._text_steps[n](block["ids"][0, :, 0])
+        if not keep:
+            self.cache.crop(-n)
+        return h
+
     def _hidden(self, block: dict) -> Tensor:
         """Hidden states of the current block's positions."""
+        if (h := self._graphed(block, keep=False)) is not None:
+            return h
         if self.cache is not None:
             return self._forward(block, past=True, keep=False)[0]
         full = {k: torch.cat([self.seq[k], block[k]], 1) for k in self.seq}
@@ -188,12 +233,13 @@ class BlockDecoder:
         return self._forward(full, past=False, keep=False)[0, -n:]
 
     def _commit(self, block: dict) -> None:
-        if self.cache is not None:
+        if self.cache is not None and self._graphed(block, keep=True) is None:
             self._forward(block, past=True, keep=True)
         self.seq = {k: torch.cat([self.seq[k], block[k]], 1) for k in self.seq}
 
     def state(self) -> PromptCache | None:
-        return PromptCache(self.seq, self.cache) if self.cache is not None else None
+        return PromptCache(self.seq, self.cache, self._text_steps) \
+            if self.cache is not None else None
 
     # ------------------------------------------------------------------ one block
     def _as_tensors(self, blk: Block) -> dict:
@@ -228,24 +274,29 @@ class BlockDecoder:
             confident[0] = min(confident[0], float(probs.max(-1).values.min()))
             return choose_x1(logits.float(), self.opt.temperature, self.opt.top_k, self.generator)
 
+        # which positions hold what, found once per block (each test waits for the device)
+        kind = block["kind"][0]
+        c = self.model.config
+        heads = [(sel, head, groups) for sel, head, groups in (
+            (kind == IMAGE, self.model.image_head, c.image_groups),
+            (kind == AUDIO, self.model.audio_head, c.audio_groups)) if bool(sel.any())]
+        text = kind == TEXT
+        all_text, any_text = bool(text.all()), bool(text.any())
+
         def denoise(x_t: Tensor) -> Tensor:
             confident[0] = 1.0
             ids = x_t.reshape(1, n, g)
-            kind = block["kind"][0]
             h = self._hidden({**block, "ids": ids})
-            coded = (kind == IMAGE) | (kind == AUDIO)
-            h_u = self.uncond._hidden({**ublock, "ids": ids}) if guide and coded.any() else None
+            h_u = self.uncond._hidden({**ublock, "ids": ids}) if guide and heads else None
             x1 = ids[0].clone()
-            text = kind == TEXT
-            if text.any():
+            if all_text:
+                x1[:, 0] = choose(self.model.lm_head(h))
+            elif any_text:
                 x1[text, 0] = choose(self.model.lm_head(h[text]))
-            for k, head, groups in ((IMAGE, self.model.image_head, self.model.config.image_groups),
-                                    (AUDIO, self.model.audio_head, self.model.config.audio_groups)):
-                sel = kind == k
-                if sel.any():
-                    x1[sel, :groups] = head.sample(h[sel], choose,
-                                                   h_u[sel] if h_u is not None else None,
-                                                   self.opt.guidance)
+            for sel, head, groups in heads:
+                x1[sel, :groups] = head.sample(h[sel], choose,
+                                               h_u[sel] if h_u is not None else None,
+                                               self.opt.guidance)
             return x1.reshape(1, n * g)
 
         total = steps or self.opt.steps
@@ -346,6 +397,15 @@ def iter_generate(model: OmniModel, prompt: SequenceBuilder | Sequence,
     if uncond is not None:
         stats["guidance_forward_passes"] = uncond.stats["forward_passes"]
     return Generated(layout, text_ids, image, audio, stats, dec.state())
+
+
+def reply_capacity(c: OmniConfig, options: DecodeOptions) -> int:
+    """The most positions a reply can take (the size of a static cache beyond the prompt):
+    the layout block, then the longest of text, image and speech, then a closing block."""
+    size = options.block_size or c.block_size
+    text = (options.max_text_blocks if options.dynamic else options.fixed_blocks) * size
+    audio = (options.max_audio_blocks if options.dynamic else options.fixed_blocks) * size
+    return 1 + max(text, c.image_positions, audio) + c.block_size
 
 
 def _built(prompt: SequenceBuilder | Sequence) -> Sequence:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nextomni.model.config import AUDIO, IMAGE, TEXT, OmniConfig
+from nextomni.model.graphs import StaticCache
 from nextomni.model.sequence import block_mask
 
 
@@ -129,6 +130,9 @@ class OmniModel(nn.Module):
         mask = block_mask(segment, keys, valid, noisy if past_segment is None else None)
         positions = position_ids if position_ids is not None else \
             past + torch.arange(length, device=kind.device).expand(b, length)
+        if isinstance(past_key_values, StaticCache):  # preallocated: attend over its capacity
+            past_key_values.begin(length)
+            mask = past_key_values.pad_mask(mask)
         out = self.backbone(inputs_embeds=self.embed(ids, kind, mpos), attention_mask=mask,
                             position_ids=positions, past_key_values=past_key_values,
                             use_cache=use_cache, is_causal=False)

@@ -199,20 +199,25 @@ def prepare_inputs(fmt: ChatFormatter, stage: str, rng, cfg: OmniTrainConfig) ->
 
 
 class InputStream(torch.utils.data.IterableDataset):
-    """Steps' inputs from `start` on, made in a worker process while the model trains."""
+    """(step, inputs) from `start` on, made in worker processes while the model trains."""
 
     def __init__(self, fmt: ChatFormatter, cfg: OmniTrainConfig, start: int, total: int,
                  process: int):
         self.fmt, self.cfg, self.start, self.total, self.process = fmt, cfg, start, total, process
 
     def __iter__(self):
+        """Worker w of W makes steps start + w, start + w + W, ...; the loader takes the
+        workers' outputs round-robin, so the steps arrive in order and none twice."""
         torch.set_num_threads(1)
-        rng = np.random.default_rng([self.cfg.seed, self.process, self.start])
-        for step in range(self.start, self.total):
+        info = torch.utils.data.get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info else (0, 1)
+        seed = [self.cfg.seed, self.process, self.start] + ([worker] if workers > 1 else [])
+        rng = np.random.default_rng(seed)
+        for step in range(self.start + worker, self.total, workers):
             cfg = self.cfg
             if not cfg.all_blocks and step >= cfg.all_blocks_from:
                 cfg = replace(cfg, all_blocks=True)
-            yield prepare_inputs(self.fmt, stage_of(step, cfg), rng, cfg)
+            yield step, prepare_inputs(self.fmt, stage_of(step, cfg), rng, cfg)
 
 
 class Objective(nn.Module):
@@ -287,7 +292,9 @@ def train(cfg: OmniTrainConfig) -> OmniModel:
     opt = torch.optim.AdamW(trainable, cfg.lr, weight_decay=0.01, betas=(0.9, 0.95))
     wrapped, opt = acc.prepare(objective, opt)
     objective.paths = [p.to(acc.device) for p in objective.paths]
-    fmt = ChatFormatter(model.config, tok)
+    # the data side gets its own CPU copy of the tokenizers: the model's copies live on the
+    # accelerator (and their decoders train), and forked workers must not touch CUDA
+    fmt = ChatFormatter(model.config, load_tokenizers(cfg.tokenizers or cfg.out))
     total = sum(getattr(cfg, f"{s}_steps") for s in cfg.stages)
     state_dir = cfg.work / "state"
     start = _resume(acc, state_dir)
@@ -295,7 +302,7 @@ def train(cfg: OmniTrainConfig) -> OmniModel:
         InputStream(fmt, cfg, start, total, acc.process_index), batch_size=None,
         num_workers=cfg.data_workers, prefetch_factor=2 if cfg.data_workers else None)
     logfile = cfg.work / "log.jsonl"
-    bar = tqdm(zip(range(start, total), stream), initial=start, total=total, desc="omni",
+    bar = tqdm(stream, initial=start, total=total, desc="omni",
                disable=not acc.is_main_process, dynamic_ncols=True)
     wrapped.train()
     for step, inputs in bar:
@@ -368,8 +375,8 @@ def parse_args(argv=None) -> OmniTrainConfig:
     p.add_argument("--out", type=Path, default=d.out)
     p.add_argument("--work", type=Path, default=d.work)
     p.add_argument("--stages", default=",".join(d.stages))
-    for name in ("pt_steps", "cpt_steps", "sft_steps", "batch", "seed", "hidden_size",
-                 "num_layers", "block_size", "save_every"):
+    for name in ("pt_steps", "cpt_steps", "sft_steps", "batch", "batch_tokens", "seed",
+                 "hidden_size", "num_layers", "block_size", "save_every", "data_workers"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--no-bf16", action="store_true")
@@ -387,7 +394,8 @@ def parse_args(argv=None) -> OmniTrainConfig:
     if bad:
         p.error(f"unknown stage(s) {bad}; choose from pt, cpt, sft")
     return replace(d, out=a.out, work=a.work, stages=stages, pt_steps=a.pt_steps,
-                   cpt_steps=a.cpt_steps, sft_steps=a.sft_steps, batch=a.batch, seed=a.seed,
+                   cpt_steps=a.cpt_steps, sft_steps=a.sft_steps, batch=a.batch,
+                   batch_tokens=a.batch_tokens, data_workers=a.data_workers, seed=a.seed,
                    hidden_size=a.hidden_size, num_layers=a.num_layers, block_size=a.block_size,
                    save_every=a.save_every, lr=a.lr, bf16=not a.no_bf16, causal=a.causal,
                    tokenizers=a.tokenizers, all_blocks=a.all_blocks,
