@@ -117,9 +117,9 @@ def test_guidance_changes_codes_and_keeps_cache_exact(model):
             layer[-1].weight.mul_(200)
     uncond = SequenceBuilder(TINY).turn_start([20, 21]).text([5]).turn_end([22]).turn_start([23, 21])
 
-    def image(g, cache=True):
+    def image(g, cache=True, graphs=False):
         return generate(model, prompt(), DecodeOptions(steps=3, guidance=g, cache=cache,
-                                                       confidence=1.0),
+                                                       confidence=1.0, graphs=graphs),
                         torch.Generator().manual_seed(0), layout="image", uncond_prompt=uncond)
 
     plain, guided, guided_nocache = image(0.0), image(20.0), image(20.0, cache=False)
@@ -127,6 +127,7 @@ def test_guidance_changes_codes_and_keeps_cache_exact(model):
     assert guided.stats["guidance_forward_passes"] > 0
     assert not torch.equal(plain.image_codes, guided.image_codes)
     assert torch.equal(guided.image_codes, guided_nocache.image_codes)
+    assert torch.equal(guided.image_codes, image(20.0, graphs=True).image_codes)
 
 
 @pytest.mark.parametrize("bad", [dict(steps=0), dict(steps=-3), dict(max_text_blocks=10**6), dict(fixed_blocks=0),
