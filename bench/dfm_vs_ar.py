@@ -6,7 +6,7 @@ backbone size, trained causally on the same data and budget; checkpoints/nano-ar
 with a key/value cache. Prints a markdown table and JSON rows.
 
     python -m bench.dfm_vs_ar [--n 50] [--tasks caption,vqa,...] [--json FILE]
-        [--dfm checkpoints/nano] [--ar checkpoints/nano-ar]
+        [--dfm checkpoints/nano] [--ar checkpoints/nano-ar] [--variants all|dfm-cache-dynamic,ar]
 
 Rows: {"mode", "cache", "dynamic", "task", "accuracy", "latency_p50_ms", "latency_p90_ms", "n"}.
 Without an AR checkpoint the AR rows are left out and the output says so.
@@ -25,6 +25,26 @@ import torch
 TASKS = ("caption", "vqa", "asr", "t2i", "tts", "video", "edit")
 VARIANTS = (  # (mode, cache, dynamic)
     ("dfm", True, True), ("dfm", False, True), ("dfm", True, False), ("ar", True, True))
+
+
+def variant_name(v) -> str:
+    mode, cache, dynamic = v
+    if mode == "ar":
+        return "ar"
+    return f"dfm-{'cache' if cache else 'nocache'}-{'dynamic' if dynamic else 'fixed'}"
+
+
+def pick_variants(spec: str) -> list:
+    """`all`, or names like dfm-cache-dynamic,dfm-nocache-dynamic,dfm-cache-fixed,ar."""
+    if spec == "all":
+        return list(VARIANTS)
+    names = {variant_name(v): v for v in VARIANTS}
+    wanted = [w.strip() for w in spec.split(",") if w.strip()]
+    unknown = [w for w in wanted if w not in names]
+    if unknown or not wanted:
+        raise SystemExit(f"unknown variant(s) {unknown or spec!r}; choose from all or "
+                         f"{', '.join(names)}")
+    return [names[w] for w in wanted]
 
 
 def options_for(mode: str, cache: bool, dynamic: bool, steps: int):
@@ -85,13 +105,15 @@ def main(argv=None) -> None:
     p.add_argument("--n", type=int, default=50)
     p.add_argument("--steps", type=int, default=16)
     p.add_argument("--tasks", default=",".join(TASKS))
-    p.add_argument("--variants", default="all", help="all, or e.g. dfm-cache-dynamic,ar")
+    p.add_argument("--variants", default="all",
+                   help="all, or some of dfm-cache-dynamic,dfm-nocache-dynamic,"
+                        "dfm-cache-fixed,ar")
     p.add_argument("--json", type=Path)
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.manual_seed(0)
     tasks = [t for t in a.tasks.split(",") if t]
-    variants = list(VARIANTS)
+    variants = pick_variants(a.variants)
     notes = []
     if not (Path(a.ar) / "config.json").exists():
         variants = [v for v in variants if v[0] != "ar"]

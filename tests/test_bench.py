@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from bench import dfm_vs_ar, scale
 from tests.engine_fixtures import tiny_checkpoint
 
@@ -50,3 +52,16 @@ def test_cache_agreement_runs(tmp_path):
                               "--tasks", "vqa,t2i"])
     assert set(r) == {"vqa", "t2i", "all"} and 0.9 <= r["all"]["token_agreement"] <= 1
     assert cache_agreement.agreement([1, 2, 3], [1, 5]) == (1, 3)
+
+
+def test_dfm_vs_ar_runs_the_variants_asked_for(tmp_path):
+    dfm = tiny_checkpoint(tmp_path / "dfm")
+    ar = tiny_checkpoint(tmp_path / "ar", causal=True)
+    out = tmp_path / "rows.json"
+    dfm_vs_ar.main(["--dfm", str(dfm), "--ar", str(ar), "--n", "1", "--steps", "1",
+                    "--tasks", "vqa", "--variants", "dfm-nocache-dynamic,ar", "--json", str(out)])
+    rows = json.loads(out.read_text())
+    assert [(r["mode"], r["cache"], r["dynamic"]) for r in rows] == [
+        ("dfm", False, True), ("ar", True, True)]
+    with pytest.raises(SystemExit, match="unknown variant"):
+        dfm_vs_ar.main(["--dfm", str(dfm), "--variants", "dfm-fast"])
