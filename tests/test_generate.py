@@ -30,14 +30,18 @@ def run(model, seed=0, **kw):
                     layout=layout)
 
 
+def assert_same_reply(a, b):
+    assert a.text_ids == b.text_ids
+    for x, y in ((a.image_codes, b.image_codes), (a.audio_codes, b.audio_codes)):
+        assert (x is None and y is None) or torch.equal(x, y)
+
+
 @pytest.mark.parametrize("layout", ["text", "image", "audio"])
 def test_cache_on_and_off_agree(model, layout):
     kw = dict(steps=4, temperature=1.0, confidence=1.0, layout=layout, dynamic=False,
               fixed_blocks=2)
     on, off = run(model, cache=True, **kw), run(model, cache=False, **kw)
-    assert on.text_ids == off.text_ids
-    for a, b in ((on.image_codes, off.image_codes), (on.audio_codes, off.audio_codes)):
-        assert (a is None and b is None) or torch.equal(a, b)
+    assert_same_reply(on, off)
     assert on.stats["cached_positions_reused"] > 0 == off.stats["cached_positions_reused"]
     assert on.stats["positions_computed"] < off.stats["positions_computed"]
 
@@ -160,10 +164,7 @@ def test_static_cache_matches_the_dynamic_one(model, layout):
     kw = dict(steps=3, temperature=1.0, confidence=1.0, layout=layout, dynamic=False,
               fixed_blocks=2)
     static, dynamic = run(model, graphs=True, **kw), run(model, graphs=False, **kw)
-    assert static.text_ids == dynamic.text_ids
-    for a, b in ((static.image_codes, dynamic.image_codes),
-                 (static.audio_codes, dynamic.audio_codes)):
-        assert (a is None and b is None) or torch.equal(a, b)
+    assert_same_reply(static, dynamic)
     assert isinstance(static.state.cache, StaticCache)
     assert static.stats["forward_passes"] == dynamic.stats["forward_passes"]
 

@@ -25,8 +25,6 @@ from nextomni.model.config import TEXT
 class StaticCache:
     """Keys/values of up to `capacity` positions for every backbone layer."""
 
-    is_compileable = True
-
     def __init__(self, backbone_config, capacity: int, device, dtype: torch.dtype):
         c = backbone_config
         head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
