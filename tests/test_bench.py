@@ -65,3 +65,19 @@ def test_dfm_vs_ar_runs_the_variants_asked_for(tmp_path):
         ("dfm", False, True), ("ar", True, True)]
     with pytest.raises(SystemExit, match="unknown variant"):
         dfm_vs_ar.main(["--dfm", str(dfm), "--variants", "dfm-fast"])
+
+
+def test_data_pipeline_reports_parts_and_loader_rates(tmp_path):
+    from bench import data_pipeline
+
+    out = tmp_path / "data.json"
+    r = data_pipeline.main(["--steps", "2", "--workers", "0,1", "--batch", "4",
+                            "--batch-tokens", "1200", "--json", str(out)])
+    one = r["one_process"]
+    assert set(one["parts"]) == {"speech", "image_encode", "audio_encode", "other"}
+    assert all(v >= 0 for v in one["parts"].values())
+    assert abs(sum(one["parts"].values()) - one["seconds_per_step"]) < 1e-3
+    assert 1 <= one["examples_per_step"] <= 4
+    assert [row["workers"] for row in r["loader"]] == [0, 1]
+    assert all(row["steps_per_s"] > 0 and row["examples_per_s"] > 0 for row in r["loader"])
+    assert json.loads(out.read_text()) == r

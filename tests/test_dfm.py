@@ -175,6 +175,26 @@ def test_loss_noises_only_the_target_and_scores_only_it():
     assert dfm_loss(wrong, x1, path, target, generator=g) > 1.0
 
 
+def test_loss_per_example_weighs_examples_not_variables():
+    """Per example, a reply of one variable counts as much as a reply of five; by variable,
+    five times less. Both reduce to the plain mean for a single example."""
+    path = metric_path(9, dtype=torch.float32)
+    g = torch.Generator().manual_seed(1)
+    x1 = torch.randint(9, (2, 6), generator=g)
+    target = torch.tensor([[1, 1, 1, 1, 1, 0], [0, 0, 1, 0, 0, 0]], dtype=torch.bool)
+    logits = torch.randn(2, 6, 9, generator=g)
+    ce = torch.nn.functional.cross_entropy(logits.reshape(-1, 9), x1.reshape(-1),
+                                           reduction="none").reshape(2, 6)
+    t = torch.tensor([0.2, 0.7])
+    by_example = dfm_loss(lambda x: logits, x1, path, target, t=t, per_example=True)
+    by_variable = dfm_loss(lambda x: logits, x1, path, target, t=t)
+    assert torch.allclose(by_example, ((ce * target).sum(1) / target.sum(1)).mean())
+    assert torch.allclose(by_variable, (ce * target).sum() / target.sum())
+    assert not torch.allclose(by_example, by_variable)
+    one = dfm_loss(lambda x: logits[:1], x1[:1], path, target[:1], t=t[:1], per_example=True)
+    assert torch.allclose(one, dfm_loss(lambda x: logits[:1], x1[:1], path, target[:1], t=t[:1]))
+
+
 def test_condition_dropout():
     x = torch.arange(12).reshape(3, 4)
     cond = torch.tensor([True, True, False, False])

@@ -1,6 +1,7 @@
 """The omni training pipeline end to end at a tiny size: tokenizers folder -> a few steps of
 every stage -> exported checkpoint -> loaded -> evaluated by the real eval code."""
 
+import json
 from dataclasses import replace
 
 import torch
@@ -120,6 +121,84 @@ def test_ar_objective_learns_next_tokens():
         for cache in (True, False):
             out = _drain(iter_generate_ar(model, prompt, DecodeOptions(cache=cache)))
             assert out.layout == "text" and out.text_ids == [30 + k, 31, 32 + k]
+
+
+def test_ar_objective_per_example_is_the_mean_of_example_means():
+    from nextomni.model import OmniConfig, OmniModel
+    from nextomni.model.objective import ar_objective
+    from nextomni.model.sequence import SequenceBuilder, response_blocks
+
+    c = OmniConfig(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1,
+                   intermediate_size=64, text_vocab_size=40, image_groups=2,
+                   image_codebook_size=8, image_code_dim=4, image_grid=2, audio_groups=2,
+                   audio_codebook_size=8, audio_code_dim=4, block_size=4, causal=True)
+
+    def example(text, image):
+        b = SequenceBuilder(c).turn_start([20, 21]).text(text).turn_end([22]).turn_start([23])
+        reply = response_blocks(c, "image", image) if image is not None else \
+            response_blocks(c, "text", [30, 31])
+        for blk in reply:
+            b.block(blk, target=not blk.fixed)
+        return b.build()
+
+    torch.manual_seed(0)
+    model = OmniModel(c)
+    seqs = [example([10], torch.randint(8, (4, 2))), example([11, 12], None)]
+    each = torch.stack([ar_objective(model, collate([s])) for s in seqs])
+    both = collate(seqs)
+    assert torch.allclose(ar_objective(model, both, per_example=True), each.mean(), atol=1e-5)
+    assert torch.allclose(ar_objective(model, collate(seqs[:1]), per_example=True), each[0],
+                          atol=1e-5)
+    # by variable, the image reply (4 positions x 2 sub-codes) outweighs the text one
+    assert not torch.allclose(ar_objective(model, both), each.mean(), atol=1e-3)
+
+
+def test_max_minutes_stops_with_the_state_saved_and_a_rerun_finishes(tmp_path):
+    """...and a run reading its tokenizers from another folder exports a complete one."""
+    out = tmp_path / "ckpt"
+    tiny_tokenizers(tmp_path / "tok")
+    cfg = replace(OmniTrainConfig(), out=out, tokenizers=tmp_path / "tok",
+                  work=tmp_path / "work", hidden_size=32,
+                  num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64,
+                  pt_steps=2, cpt_steps=1, sft_steps=1, batch=2, retrieval_pairs=2,
+                  save_every=100, max_len=2000, data_workers=0, max_minutes=0.0,
+                  per_example_loss=True)
+    train(cfg)
+    state = json.loads((cfg.work / "state" / "step.json").read_text())
+    assert state["step"] == 1 and not (out / "config.json").exists()
+    record = json.loads((cfg.work / "log.jsonl").read_text().splitlines()[0])
+    assert record["data_s"] >= 0 and record["compute_s"] > 0
+    train(replace(cfg, max_minutes=None))
+    assert json.loads((cfg.work / "state" / "step.json").read_text())["step"] == 4
+    model, fmt = load_checkpoint(out)
+    assert not (out / "tokenizer.json").is_symlink() and fmt.tok.text.vocab_size > 0
+
+
+def test_speech_cache_keeps_the_most_recent():
+    from nextomni.model.formatting import SpeechCache
+
+    cache, made = SpeechCache(size=2), []
+    make = lambda k: (lambda: made.append(k) or k)  # noqa: E731
+    for k in ("a", "b", "a", "c", "a", "b"):
+        assert cache.get_or_make(k, make(k)) == k
+    assert made == ["a", "b", "c", "b"] and list(cache) == ["a", "b"]
+
+
+def test_data_workers_run_every_library_on_one_thread():
+    import cv2
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from nextomni.train.omni import one_thread
+
+    threads, pools = torch.get_num_threads(), threadpool_info()
+    try:
+        one_thread()
+        assert torch.get_num_threads() == 1 and cv2.getNumThreads() == 1
+        assert all(p["num_threads"] == 1 for p in threadpool_info())
+    finally:  # this process runs other tests next
+        torch.set_num_threads(threads)
+        cv2.setNumThreads(-1)
+        threadpool_limits({p["prefix"]: p["num_threads"] for p in pools})
 
 
 def test_all_blocks_batches_hold_noised_copies(tmp_path):

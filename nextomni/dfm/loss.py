@@ -3,6 +3,7 @@
     t   ~ U[0, 1 - eps]                        one time per example
     x_t ~ p_t(. | x1) on target variables      path.sample; the rest of x1 is kept as is
     L   = mean over target variables of  -log p_theta(x1 | x_t)
+          (per_example: the mean over examples of each example's own mean)
 
 The same path objects are handed to the sampler, so training and sampling share one schedule.
 """
@@ -39,13 +40,14 @@ def noise_targets(x1: Tensor, paths, t: Tensor, target: Tensor, space: Tensor | 
 
 def dfm_loss(denoiser: Denoiser, x1: Tensor, paths, target: Tensor, *,
              space: Tensor | None = None, t: Tensor | None = None, eps: float = 1e-3,
-             generator: torch.Generator | None = None) -> Tensor:
+             generator: torch.Generator | None = None, per_example: bool = False) -> Tensor:
     """Cross-entropy of the denoiser's prediction of x1 on the target variables.
 
     x1 [B, N] LongTensor; target [B, N] bool (the response, never the prompt); the denoiser
     returns logits as for `euler_steps`, for every variable of each space or only for its
     target variables (cheaper: a model need not run its heads on the prompt). Returns the mean
-    over all target variables.
+    over all target variables, or with `per_example` the mean over examples of each example's
+    mean (every example weighs the same, however many variables its reply holds).
     """
     paths = list(paths) if isinstance(paths, (list, tuple)) else [paths]
     target = target.to(torch.bool)
@@ -61,6 +63,9 @@ def dfm_loss(denoiser: Denoiser, x1: Tensor, paths, target: Tensor, *,
     masks = space_masks(space, x1.shape, len(paths))
     if len(logits) != len(masks):
         raise ValueError(f"denoiser returned {len(logits)} logit tensors for {len(masks)} spaces")
+    # per example, each variable weighs 1 / (its example's number of target variables)
+    weight = (1.0 / target.sum(1, keepdim=True).clamp(min=1)).expand_as(target) \
+        if per_example else None
     total, count = x1.new_zeros((), dtype=torch.float32), 0
     for mask, lg in zip(masks, logits):
         mask = mask.to(x1.device)
@@ -72,11 +77,12 @@ def dfm_loss(denoiser: Denoiser, x1: Tensor, paths, target: Tensor, *,
             raise ValueError(f"logits for {lg.shape[0]} variables: expected the space's "
                              f"{int(mask.sum())} or its {int(scored.sum())} target ones")
         if scored.any():
-            total = total + F.cross_entropy(lg.float(), x1[mask][scored], reduction="sum")
+            ce = F.cross_entropy(lg.float(), x1[mask][scored], reduction="none")
+            total = total + (ce if weight is None else ce * weight[mask][scored]).sum()
             count += int(scored.sum())
     if count == 0:
         raise ValueError("target selects no variable of any space: nothing to learn")
-    return total / count
+    return total / (int((target.sum(1) > 0).sum()) if per_example else count)
 
 
 def drop_condition(x: Tensor, condition: Tensor, p: float, fill: int,

@@ -7,6 +7,7 @@ evaluation and the engine all format through this one place.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,10 +34,30 @@ class Tokenizers:
     audio: object
 
 
+class SpeechCache(OrderedDict):
+    """Codes of spoken sentences, keyed by (text, voice), the least recently used dropped
+    beyond `size`: a long training run speaks millions of distinct sentences and must not
+    keep them all, while one example often holds the same speech twice (asked and heard)."""
+
+    def __init__(self, size: int = 256):
+        super().__init__()
+        self.size = size
+
+    def get_or_make(self, key, make):
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        value = self[key] = make()
+        if len(self) > self.size:
+            self.popitem(last=False)
+        return value
+
+
 class ChatFormatter:
-    def __init__(self, config: OmniConfig, tokenizers: Tokenizers, speech_cache: dict | None = None):
+    def __init__(self, config: OmniConfig, tokenizers: Tokenizers,
+                 speech_cache: SpeechCache | None = None):
         self.config, self.tok = config, tokenizers
-        self.speech_cache = speech_cache if speech_cache is not None else {}
+        self.speech_cache = speech_cache if speech_cache is not None else SpeechCache()
         self._newline = tokenizers.text.encode("\n")
         self._roles = {r: tokenizers.text.encode(r + "\n") for r in ("user", "assistant",
                                                                       "system")}
@@ -51,10 +72,9 @@ class ChatFormatter:
 
     def audio_codes(self, value) -> torch.Tensor:
         if isinstance(value, Speech):
-            key = (value.text, value.voice)
-            if key not in self.speech_cache:
-                self.speech_cache[key] = self.tok.audio.encode(speak(value.text, value.voice))
-            return self.speech_cache[key]
+            return self.speech_cache.get_or_make(
+                (value.text, value.voice),
+                lambda: self.tok.audio.encode(speak(value.text, value.voice)))
         return self.tok.audio.encode(np.asarray(value, dtype=np.float32))
 
     def video_tokens(self, value):

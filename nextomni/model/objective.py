@@ -21,9 +21,11 @@ from nextomni.model.sequence import Batch, variable_spaces
 
 
 def dfm_objective(model: OmniModel, batch: Batch, paths=None,
-                  generator: torch.Generator | None = None, t: Tensor | None = None) -> Tensor:
-    """Mean cross-entropy over the response variables of `batch`. Each target block gets its
-    own time t ~ U[0, 1) (one per example when there is one target block)."""
+                  generator: torch.Generator | None = None, t: Tensor | None = None,
+                  per_example: bool = False) -> Tensor:
+    """Mean cross-entropy over the response variables of `batch` (with `per_example`, the
+    mean of each example's mean: see `dfm_loss`). Each target block gets its own time
+    t ~ U[0, 1) (one per example when there is one target block)."""
     b, length, g = batch.ids.shape
     space = variable_spaces(model.config, batch.kind).reshape(b, length * g)
     x1 = batch.ids.reshape(b, length * g)
@@ -44,22 +46,33 @@ def dfm_objective(model: OmniModel, batch: Batch, paths=None,
         # codes of the same position
         return model.head_logits(hidden, batch.ids, batch.kind, select=batch.target)
 
-    return dfm_loss(denoise, x1, paths, target, space=space, t=t, generator=generator)
+    return dfm_loss(denoise, x1, paths, target, space=space, t=t, generator=generator,
+                    per_example=per_example)
 
 
-def ar_objective(model: OmniModel, batch: Batch) -> Tensor:
+def ar_objective(model: OmniModel, batch: Batch, per_example: bool = False) -> Tensor:
     """Next-token cross-entropy (the causal baseline): the state at position i - 1 predicts
     the token at target position i through the head of i's kind; sub-code heads are
-    teacher-forced with the clean sub-codes of position i before them."""
+    teacher-forced with the clean sub-codes of position i before them. Mean over target
+    variables, or with `per_example` the mean of each example's mean (as `dfm_loss`)."""
     hidden = model(batch.ids, batch.kind, batch.mpos, batch.attention_mask).last_hidden_state
     shifted = torch.cat([hidden[:, :1], hidden[:, :-1]], 1)  # position 0 is never a target
     logits = model.head_logits(shifted, batch.ids, batch.kind, select=batch.target)
     c = model.config
     sel = batch.target
-    targets = [batch.ids[sel & (batch.kind == TEXT)][:, 0]]
-    targets += [batch.ids[sel & (batch.kind == IMAGE)][:, g] for g in range(c.image_groups)]
-    targets += [batch.ids[sel & (batch.kind == AUDIO)][:, g] for g in range(c.audio_groups)]
-    total = sum(F.cross_entropy(l.float(), t, reduction="sum") for l, t in zip(logits, targets)
-                if len(t))
-    count = sum(len(t) for t in targets)
-    return total / max(count, 1)
+    kinds = [(TEXT, 0)] + [(IMAGE, g) for g in range(c.image_groups)] + \
+        [(AUDIO, g) for g in range(c.audio_groups)]
+    targets = [batch.ids[sel & (batch.kind == k)][:, g] for k, g in kinds]
+    # variables per example (a position holds one text token or G sub-codes)
+    groups = torch.ones_like(batch.kind)
+    groups[batch.kind == IMAGE], groups[batch.kind == AUDIO] = c.image_groups, c.audio_groups
+    per_row = (groups * sel).sum(1, keepdim=True).clamp(min=1).expand_as(sel)
+    total = hidden.new_zeros((), dtype=torch.float32)
+    for (k, _), lg, tg in zip(kinds, logits, targets):
+        if len(tg):
+            ce = F.cross_entropy(lg.float(), tg, reduction="none")
+            total = total + ((ce / per_row[sel & (batch.kind == k)]).sum() if per_example
+                             else ce.sum())
+    if per_example:
+        return total / max(int(sel.any(1).sum()), 1)
+    return total / max(sum(len(t) for t in targets), 1)

@@ -87,6 +87,9 @@ class OmniTrainConfig:
     save_every: int = 250
     bf16: bool = True
     data_workers: int = 1  # processes preparing batches (0: in the training process)
+    # stop (state saved) once this many minutes have passed; rerunning continues the run,
+    # so a long schedule can go in pieces that each fit a time-limited machine
+    max_minutes: float | None = None
     # the autoregressive baseline: a causal model trained on next tokens, same data and budget;
     # it reads (and never changes) the tokenizers of `tokenizers`
     causal: bool = False
@@ -95,6 +98,10 @@ class OmniTrainConfig:
     # short answers (one word: the layout block) were taught in only 15% of their examples.
     all_blocks: bool = False
     all_blocks_from: int = 1750
+    # every example weighs the same in the DFM (or next-token) loss, instead of every
+    # variable: an image reply holds 256 variables and a one-word answer 16, so by variable
+    # the text tasks that read images and speech get under a tenth of the gradient
+    per_example_loss: bool = False
     tokenizers: Path | None = None  # where the tokenizers are (default: --out)
 
 
@@ -208,7 +215,7 @@ class InputStream(torch.utils.data.IterableDataset):
     def __iter__(self):
         """Worker w of W makes steps start + w, start + w + W, ...; the loader takes the
         workers' outputs round-robin, so the steps arrive in order and none twice."""
-        torch.set_num_threads(1)
+        one_thread()
         info = torch.utils.data.get_worker_info()
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
         seed = [self.cfg.seed, self.process, self.start] + ([worker] if workers > 1 else [])
@@ -218,6 +225,51 @@ class InputStream(torch.utils.data.IterableDataset):
             if not cfg.all_blocks and step >= cfg.all_blocks_from:
                 cfg = replace(cfg, all_blocks=True)
             yield step, prepare_inputs(self.fmt, stage_of(step, cfg), rng, cfg)
+
+
+def one_thread() -> None:
+    """Every library of the data side on one thread: a worker is one of many processes, and
+    torch, OpenCV and the BLAS under numpy / librosa otherwise each start a pool per core."""
+    import cv2
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    threadpool_limits(1)
+
+
+class StepClock:
+    """Where the training loop's time goes: waiting for data (the loader had no step ready)
+    or computing; a run whose waits dominate is bound by the data side, not the device."""
+
+    def __init__(self):
+        self.last = time.perf_counter()
+        self.data = self.compute = 0.0
+        self.steps = 0
+
+    def ready(self) -> None:
+        now = time.perf_counter()
+        self.data += now - self.last
+        self.last = now
+
+    def done(self) -> None:
+        now = time.perf_counter()
+        self.compute += now - self.last
+        self.last = now
+        self.steps += 1
+
+    def window(self) -> dict[str, float]:
+        """Mean seconds per step since the last call, then start a new window."""
+        n = max(1, self.steps)
+        out = {"data_s": round(self.data / n, 4), "compute_s": round(self.compute / n, 4)}
+        self.data = self.compute = 0.0
+        self.steps = 0
+        return out
+
+    @property
+    def waiting(self) -> float:
+        """Fraction of the current window spent waiting for data."""
+        return self.data / max(1e-9, self.data + self.compute)
 
 
 class Objective(nn.Module):
@@ -237,10 +289,11 @@ class Objective(nn.Module):
 
     def forward(self, x: Inputs) -> dict[str, torch.Tensor]:
         if self.cfg.causal:
-            dfm = ar_objective(self.model, x.dfm)
+            dfm = ar_objective(self.model, x.dfm, per_example=self.cfg.per_example_loss)
             img = aud = torch.zeros((), device=dfm.device)
         else:
-            dfm = dfm_objective(self.model, x.dfm, self.paths)
+            dfm = dfm_objective(self.model, x.dfm, self.paths,
+                                per_example=self.cfg.per_example_loss)
             img = self.image_reconstruction(x.images)
             aud = self.audio_reconstruction(x.mels, x.frames)
         ret = self.retrieval(x.pairs)
@@ -305,7 +358,9 @@ def train(cfg: OmniTrainConfig) -> OmniModel:
     bar = tqdm(stream, initial=start, total=total, desc="omni",
                disable=not acc.is_main_process, dynamic_ncols=True)
     wrapped.train()
+    clock, began, finished = StepClock(), time.monotonic(), start >= total
     for step, inputs in bar:
+        clock.ready()
         stage = stage_of(step, cfg)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, total, cfg.lr, cfg.warmup)
@@ -317,14 +372,28 @@ def train(cfg: OmniTrainConfig) -> OmniModel:
         acc.clip_grad_norm_(trainable, 1.0)
         opt.step()
         values = {k: round(v.item(), 4) for k, v in parts.items()}
-        bar.set_postfix(stage=stage, dfm=values["dfm"], ret=values["retrieval"])
+        clock.done()
+        bar.set_postfix(stage=stage, dfm=values["dfm"], ret=values["retrieval"],
+                        wait=f"{clock.waiting:.0%}")
         if acc.is_main_process and step % 25 == 0:
             _log(logfile, {"step": step, "stage": stage, **values, "len": inputs.dfm.ids.shape[1],
-                           "lr": opt.param_groups[0]["lr"], "time": time.time()})
-        if (step + 1) % cfg.save_every == 0 or step + 1 == total:
+                           "lr": opt.param_groups[0]["lr"], **clock.window(),
+                           "time": time.time()})
+        finished = step + 1 == total
+        out_of_time = cfg.max_minutes is not None and \
+            time.monotonic() - began >= 60 * cfg.max_minutes
+        if cfg.max_minutes is not None and acc.num_processes > 1:  # all stop at one step
+            flag = torch.tensor(float(out_of_time), device=acc.device)
+            out_of_time = bool(acc.reduce(flag, reduction="sum") > 0)
+        if (step + 1) % cfg.save_every == 0 or finished or out_of_time:
             _save_state(acc, state_dir, step + 1)
+        if out_of_time and not finished:
+            log.info("stopped after %.1f min at step %d of %d (state saved); rerun the same "
+                     "command to continue", cfg.max_minutes, step + 1, total)
+            break
+    bar.close()
     acc.wait_for_everyone()
-    if acc.is_main_process:
+    if finished and acc.is_main_process:
         export(model, tok, cfg.out, cfg.tokenizers if cfg.causal else None)
     return model
 
@@ -342,6 +411,8 @@ def export(model: OmniModel, tok: Tokenizers, out: Path, shared: Path | None = N
                 continue
             link.symlink_to(os.path.relpath(Path(shared).resolve() / name, Path(out).resolve()))
     else:
+        if not (Path(out) / "tokenizer.json").exists():  # trained elsewhere (--tokenizers)
+            tok.text.save_pretrained(out)
         tok.image.save_pretrained(out / "image_tokenizer")
         tok.audio.save_pretrained(out / "audio_tokenizer")
     log.info("saved %s", out)
@@ -379,6 +450,8 @@ def parse_args(argv=None) -> OmniTrainConfig:
                  "hidden_size", "num_layers", "block_size", "save_every", "data_workers"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
     p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="save and stop after this long; rerun the command to continue")
     p.add_argument("--no-bf16", action="store_true")
     p.add_argument("--causal", action="store_true",
                    help="train the autoregressive baseline (next-token, causal attention)")
@@ -386,6 +459,8 @@ def parse_args(argv=None) -> OmniTrainConfig:
                    help="teach every reply block per example (noised copies), not one")
     p.add_argument("--all-blocks-from", type=int, default=d.all_blocks_from,
                    help="switch to --all-blocks from this step on")
+    p.add_argument("--per-example-loss", action="store_true",
+                   help="weigh every example the same in the loss (default: every variable)")
     p.add_argument("--tokenizers", type=Path, default=None,
                    help="read the tokenizers here (default --out); the baseline links to them")
     a = p.parse_args(argv)
@@ -399,7 +474,8 @@ def parse_args(argv=None) -> OmniTrainConfig:
                    hidden_size=a.hidden_size, num_layers=a.num_layers, block_size=a.block_size,
                    save_every=a.save_every, lr=a.lr, bf16=not a.no_bf16, causal=a.causal,
                    tokenizers=a.tokenizers, all_blocks=a.all_blocks,
-                   all_blocks_from=a.all_blocks_from)
+                   all_blocks_from=a.all_blocks_from, max_minutes=a.max_minutes,
+                   per_example_loss=a.per_example_loss)
 
 
 def main(argv=None) -> None:
