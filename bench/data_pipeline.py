@@ -119,12 +119,9 @@ def main(argv=None) -> dict:
     cfg = replace(cfg, **{f"{a.stage}_steps": 1})
     tok = load_tokenizers(a.checkpoint)
     fmt = ChatFormatter(build_model(cfg, tok).config, tok)
-    threads = torch.get_num_threads()
     result = {"cpus": os.cpu_count(), "stage": a.stage, "batch": a.batch,
               "batch_tokens": a.batch_tokens, "steps": a.steps,
-              "one_process": breakdown(fmt, cfg, a.stage, a.steps)}
-    torch.set_num_threads(threads)
-    result["loader"] = []
+              "one_process": breakdown(fmt, cfg, a.stage, a.steps), "loader": []}
     for w in workers:
         result["loader"].append(loader_rate(fmt, cfg, w, a.steps))
         print(json.dumps(result["loader"][-1]), flush=True)

@@ -63,10 +63,9 @@ def ar_objective(model: OmniModel, batch: Batch, per_example: bool = False) -> T
     kinds = [(TEXT, 0)] + [(IMAGE, g) for g in range(c.image_groups)] + \
         [(AUDIO, g) for g in range(c.audio_groups)]
     targets = [batch.ids[sel & (batch.kind == k)][:, g] for k, g in kinds]
-    # variables per example (a position holds one text token or G sub-codes)
-    groups = torch.ones_like(batch.kind)
-    groups[batch.kind == IMAGE], groups[batch.kind == AUDIO] = c.image_groups, c.audio_groups
-    per_row = (groups * sel).sum(1, keepdim=True).clamp(min=1).expand_as(sel)
+    # target variables per example (a position holds one text token or G sub-codes)
+    slots = (variable_spaces(c, batch.kind) >= 0).reshape(*sel.shape, -1)
+    per_row = (slots & sel[..., None]).sum((1, 2)).clamp(min=1)[:, None].expand_as(sel)
     total = hidden.new_zeros((), dtype=torch.float32)
     for (k, _), lg, tg in zip(kinds, logits, targets):
         if len(tg):
