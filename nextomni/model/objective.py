@@ -64,7 +64,7 @@ def ar_objective(model: OmniModel, batch: Batch, per_example: bool = False) -> T
         [(AUDIO, g) for g in range(c.audio_groups)]
     targets = [batch.ids[sel & (batch.kind == k)][:, g] for k, g in kinds]
     # target variables per example (a position holds one text token or G sub-codes)
-    slots = (variable_spaces(c, batch.kind) >= 0).reshape(*sel.shape, -1)
+    slots = variable_spaces(c, batch.kind) >= 0  # [B, L, G]
     per_row = (slots & sel[..., None]).sum((1, 2)).clamp(min=1)[:, None].expand_as(sel)
     total = hidden.new_zeros((), dtype=torch.float32)
     for (k, _), lg, tg in zip(kinds, logits, targets):
