@@ -81,3 +81,21 @@ def test_data_pipeline_reports_parts_and_loader_rates(tmp_path):
     assert [row["workers"] for row in r["loader"]] == [0, 1]
     assert all(row["steps_per_s"] > 0 and row["examples_per_s"] > 0 for row in r["loader"])
     assert json.loads(out.read_text()) == r
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_train_step_reports_its_parts_and_operator_count(tmp_path, causal):
+    from bench import train_step
+
+    out = tmp_path / "step.json"
+    r = train_step.main(["--steps", "1", "--device", "cpu", "--batch", "2",
+                         "--batch-tokens", "800", "--json", str(out)]
+                        + (["--causal"] if causal else []))
+    assert r["device"] == "cpu" and r["gpu_kernels_per_step"] is None and r["causal"] == causal
+    assert 1 <= r["examples_per_step"] <= 2
+    parts = r["synchronised_parts_s"]
+    assert set(parts) == {"forward", "backward", "optimizer"}
+    assert all(v > 0 for v in parts.values())
+    assert r["seconds_per_step"] > 0 and r["examples_per_s"] > 0
+    assert r["aten_ops_per_step"] > 1000  # two backbone passes and the heads, both ways
+    assert json.loads(out.read_text()) == r

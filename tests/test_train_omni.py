@@ -4,9 +4,11 @@ every stage -> exported checkpoint -> loaded -> evaluated by the real eval code.
 import json
 from dataclasses import replace
 
+import pytest
 import torch
 
 from nextomni.data.corpus import text_corpus
+from nextomni.data.tasks import Turn, text as text_part
 from nextomni.eval.omni import evaluate
 from nextomni.model.loading import load_checkpoint
 from nextomni.model.sequence import collate
@@ -79,6 +81,23 @@ def test_causal_baseline_trains_links_tokenizers_and_decodes(tmp_path):
     events = list(engine.chat([Message("user", ["say 'yes'"])],
                               Settings(mode="ar", max_tokens=8)))
     assert events[-1].stats["mode"] == "ar"
+    # the eval and the benches decode through `generate`: a causal checkpoint gets next-token
+    # decoding there too (one forward for the prompt, the marker, then each position)
+    from nextomni.model.autoregressive import iter_generate_ar
+    from nextomni.model.generate import DecodeOptions, generate
+
+    prompt = fmt.prompt([Turn("user", [text_part("draw a red circle")])])
+    opts = DecodeOptions(steps=1, block_size=1)
+    out = generate(model, prompt, opts, torch.Generator().manual_seed(0), layout="image")
+    ar = iter_generate_ar(model, prompt, opts, torch.Generator().manual_seed(0), layout="image")
+    while True:
+        try:
+            next(ar)
+        except StopIteration as stop:
+            ref = stop.value
+            break
+    assert out.stats["forward_passes"] == 2 + model.config.image_positions
+    assert torch.equal(out.image_codes, ref.image_codes)
 
 
 def test_ar_objective_learns_next_tokens():
@@ -240,3 +259,30 @@ def test_data_workers_share_the_steps_in_order(monkeypatch):
     assert len(set(draws)) == len(draws)  # the workers' random streams differ
     single = list(torch.utils.data.DataLoader(stream, batch_size=None, num_workers=0))
     assert [step for step, _ in single] == list(range(3, 13))
+
+
+def test_rnn_weights_packed_in_one_buffer_are_unshared_for_saving(tmp_path):
+    """A GPU packs an RNN's weights into one cuDNN buffer; safetensors cannot save or load a
+    state of tensors sharing storage, so training gives each weight its own copy."""
+    import safetensors.torch as st
+    from torch import nn
+
+    from nextomni.train.omni import unshare_rnn_weights
+
+    torch.manual_seed(0)
+    rnn = nn.GRU(4, 3, bidirectional=True)
+    params = list(rnn.parameters())
+    flat = torch.cat([p.detach().reshape(-1) for p in params])  # what cuDNN's packing does
+    start = 0
+    for p in params:
+        p.data = flat[start: start + p.numel()].view_as(p)
+        start += p.numel()
+    before = {k: v.clone() for k, v in rnn.state_dict().items()}
+    with pytest.raises(RuntimeError):
+        st.save_model(rnn, tmp_path / "packed.safetensors")
+    unshare_rnn_weights(rnn)
+    assert len({p.untyped_storage().data_ptr() for p in rnn.parameters()}) == len(params)
+    st.save_model(rnn, tmp_path / "rnn.safetensors")
+    back = nn.GRU(4, 3, bidirectional=True)
+    st.load_model(back, tmp_path / "rnn.safetensors")
+    assert all(torch.equal(before[k], v) for k, v in back.state_dict().items())

@@ -359,9 +359,14 @@ def iter_generate(model: OmniModel, prompt: SequenceBuilder | Sequence,
     """A whole reply, yielding a `StepEvent` per denoising step. `layout` forces text / image /
     audio (the first block is then written, not predicted); by default the model decides.
     `uncond_prompt` enables guidance (options.guidance) for image / audio codes; `reuse` is an
-    earlier turn's `Generated.state`."""
+    earlier turn's `Generated.state`. A causal checkpoint (the autoregressive baseline) is
+    decoded token by token instead (`autoregressive.iter_generate_ar`)."""
     if layout is not None and layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; expected one of {LAYOUTS}")
+    if model.config.causal:  # the autoregressive baseline reads token i off state i - 1
+        from nextomni.model.autoregressive import iter_generate_ar
+
+        return (yield from iter_generate_ar(model, prompt, options, generator, layout))
     started = time.perf_counter()
     seq = _built(prompt)
     dec = BlockDecoder(model, seq, options, generator, reuse=reuse)

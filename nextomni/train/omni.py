@@ -94,8 +94,9 @@ class OmniTrainConfig:
     # it reads (and never changes) the tokenizers of `tokenizers`
     causal: bool = False
     # DFM: teach every reply block of an example per step (noised copies) instead of one
-    # target block. The shipped nano switched to it at step 1750: with one target block,
-    # short answers (one word: the layout block) were taught in only 15% of their examples.
+    # target block. The shipped nano used it from step 0; the CPU-trained one before it
+    # switched to it at step 1750: with one target block, short answers (one word: the
+    # layout block) were taught in only 15% of their examples.
     all_blocks: bool = False
     all_blocks_from: int = 1750
     # every example weighs the same in the DFM (or next-token) loss, instead of every
@@ -344,6 +345,7 @@ def train(cfg: OmniTrainConfig) -> OmniModel:
     trainable = [p for p in objective.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(trainable, cfg.lr, weight_decay=0.01, betas=(0.9, 0.95))
     wrapped, opt = acc.prepare(objective, opt)
+    unshare_rnn_weights(objective)
     objective.paths = [p.to(acc.device) for p in objective.paths]
     # the data side gets its own CPU copy of the tokenizers: the model's copies live on the
     # accelerator (and their decoders train), and forked workers must not touch CUDA
@@ -426,6 +428,17 @@ def _resume(acc, state_dir: Path) -> int:
     step = json.loads(meta.read_text())["step"]
     log.info("resuming at step %d", step)
     return step
+
+
+def unshare_rnn_weights(module: nn.Module) -> None:
+    """Each RNN weight in its own storage. Moved to a GPU, an RNN (the audio tokenizer's
+    recognition probe, frozen here) packs its weights into one cuDNN buffer; the saved state
+    then keeps one of them and a resume refuses to load. Training never runs that RNN, so
+    the packing buys nothing."""
+    for m in module.modules():
+        if isinstance(m, nn.RNNBase):
+            for p in m.parameters(recurse=False):
+                p.data = p.data.clone()
 
 
 def _save_state(acc, state_dir: Path, step: int) -> None:
