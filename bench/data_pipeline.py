@@ -1,7 +1,8 @@
 """How fast the training data side makes steps, and where its time goes.
 
     python -m bench.data_pipeline [--checkpoint checkpoints/nano] [--steps 20]
-        [--workers 0,1,2] [--batch 32 --batch-tokens 2560] [--stage sft] [--json FILE]
+        [--workers 0,1,2] [--batch 32 --batch-tokens 2560] [--stage sft] [--causal]
+        [--json FILE]
 
 Part one times `prepare_inputs` in this process on one thread, split into what it calls:
 speech synthesis (eSpeak), the image and audio tokenizers' encoders, and the rest (rendering,
@@ -107,6 +108,8 @@ def main(argv=None) -> dict:
     p.add_argument("--stage", default="sft", choices=("pt", "cpt", "sft"))
     p.add_argument("--batch", type=int, default=OmniTrainConfig.batch)
     p.add_argument("--batch-tokens", type=int, default=OmniTrainConfig.batch_tokens)
+    p.add_argument("--causal", action="store_true",
+                   help="the autoregressive baseline's batches (no noised copies)")
     p.add_argument("--json", type=Path)
     a = p.parse_args(argv)
     if a.steps < 1:
@@ -115,11 +118,12 @@ def main(argv=None) -> dict:
     if any(w < 0 for w in workers):
         p.error("worker counts must be >= 0")
     cfg = replace(OmniTrainConfig(), batch=a.batch, batch_tokens=a.batch_tokens,
-                  all_blocks=True, stages=(a.stage,), pt_steps=0, cpt_steps=0, sft_steps=0)
+                  all_blocks=not a.causal, causal=a.causal, stages=(a.stage,), pt_steps=0,
+                  cpt_steps=0, sft_steps=0)
     cfg = replace(cfg, **{f"{a.stage}_steps": 1})
     tok = load_tokenizers(a.checkpoint)
     fmt = ChatFormatter(build_model(cfg, tok).config, tok)
-    result = {"cpus": os.cpu_count(), "stage": a.stage, "batch": a.batch,
+    result = {"cpus": os.cpu_count(), "stage": a.stage, "causal": a.causal, "batch": a.batch,
               "batch_tokens": a.batch_tokens, "steps": a.steps,
               "one_process": breakdown(fmt, cfg, a.stage, a.steps), "loader": []}
     for w in workers:

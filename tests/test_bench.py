@@ -99,3 +99,14 @@ def test_train_step_reports_its_parts_and_operator_count(tmp_path, causal):
     assert r["seconds_per_step"] > 0 and r["examples_per_s"] > 0
     assert r["aten_ops_per_step"] > 1000  # two backbone passes and the heads, both ways
     assert json.loads(out.read_text()) == r
+
+
+def test_data_pipeline_makes_the_baselines_batches_without_noised_copies():
+    from bench import data_pipeline
+
+    args = ["--steps", "3", "--workers", "", "--batch", "32", "--batch-tokens", "1200"]
+    dfm = data_pipeline.main(args)
+    ar = data_pipeline.main(args + ["--causal"])
+    assert ar["causal"] and not dfm["causal"] and ar["loader"] == []
+    # shorter without the noised copies: more examples fit the same positions
+    assert ar["one_process"]["examples_per_step"] >= dfm["one_process"]["examples_per_step"]
