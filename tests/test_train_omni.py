@@ -38,6 +38,16 @@ def test_schedule_helpers():
     assert lr_at(0, 100, 1.0, 10) == 0.1 and abs(lr_at(100, 100, 1.0, 10) - 0.1) < 1e-9
 
 
+def test_command_line_reaches_the_config():
+    from nextomni.train.omni import parse_args
+
+    cfg = parse_args(["--retrieval-pairs", "12", "--all-blocks", "--per-example-loss",
+                      "--batch-tokens", "4096", "--sft-steps", "7"])
+    assert (cfg.retrieval_pairs, cfg.all_blocks, cfg.per_example_loss, cfg.batch_tokens,
+            cfg.sft_steps) == (12, True, True, 4096, 7)
+    assert parse_args([]) == OmniTrainConfig()
+
+
 def test_tiny_pipeline_trains_exports_and_evaluates(tmp_path):
     out = tmp_path / "ckpt"
     tiny_tokenizers(out)

@@ -460,7 +460,8 @@ def parse_args(argv=None) -> OmniTrainConfig:
     p.add_argument("--work", type=Path, default=d.work)
     p.add_argument("--stages", default=",".join(d.stages))
     for name in ("pt_steps", "cpt_steps", "sft_steps", "batch", "batch_tokens", "seed",
-                 "hidden_size", "num_layers", "block_size", "save_every", "data_workers"):
+                 "hidden_size", "num_layers", "block_size", "save_every", "data_workers",
+                 "retrieval_pairs"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--max-minutes", type=float, default=None,
@@ -488,7 +489,7 @@ def parse_args(argv=None) -> OmniTrainConfig:
                    save_every=a.save_every, lr=a.lr, bf16=not a.no_bf16, causal=a.causal,
                    tokenizers=a.tokenizers, all_blocks=a.all_blocks,
                    all_blocks_from=a.all_blocks_from, max_minutes=a.max_minutes,
-                   per_example_loss=a.per_example_loss)
+                   per_example_loss=a.per_example_loss, retrieval_pairs=a.retrieval_pairs)
 
 
 def main(argv=None) -> None:
