@@ -44,3 +44,19 @@ def test_rejects_what_is_not_a_picture():
         detect(np.zeros((64, 64), np.uint8))
     with pytest.raises(ValueError, match="uint8"):
         detect(np.zeros((64, 64, 3), np.float32))
+
+
+def test_attribute_accuracy_scores_captions_and_drawn_scenes_alike():
+    from nextomni.data.world import Shape
+    from nextomni.eval.parse import caption_attribute_accuracy, scene_attribute_accuracy
+
+    scene = Scene((Shape(0, 0, "circle", "red", "small"), Shape(2, 2, "star", "blue", "large")),
+                  "white")
+    total = 1 + 3 * 2  # the background, then kind, colour and size of each shape
+    assert caption_attribute_accuracy(scene, scene.describe()) == (total, total)
+    assert scene_attribute_accuracy(scene, scene) == (total, total)
+    assert scene_attribute_accuracy(scene, Scene((), "white")) == (1, total)
+    wrong_colour = Scene((Shape(0, 0, "circle", "green", "small"),), "black")
+    assert scene_attribute_accuracy(scene, wrong_colour) == (2, total)
+    extra = Scene(scene.shapes + (Shape(1, 1, "square", "red", "small"),), "white")
+    assert scene_attribute_accuracy(scene, extra) == (total, total + 3)

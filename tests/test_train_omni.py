@@ -67,6 +67,7 @@ def test_tiny_pipeline_trains_exports_and_evaluates(tmp_path):
     assert set(result) >= {"caption_acc", "vqa_acc", "t2i_acc", "tts_wer", "tts_wer_probe",
                            "retrieval_r1"}
     assert all(0 <= result[k] for k in ("vqa_acc", "t2i_acc", "retrieval_r1"))
+    assert 0 <= result["t2i_attr"] <= 1 and "caption_attr" not in result
 
 
 def test_causal_baseline_trains_links_tokenizers_and_decodes(tmp_path):

@@ -14,7 +14,7 @@ from nextomni.data.splits import heldout
 from nextomni.data.tasks import Part, Turn, make_example, text as text_part
 from nextomni.data.world import random_scene
 from nextomni.eval.metrics import wer, words
-from nextomni.eval.parse import caption_attribute_accuracy
+from nextomni.eval.parse import caption_attribute_accuracy, scene_attribute_accuracy
 from nextomni.eval.scene_detector import detect
 from nextomni.model.embedding import embed_parts
 from nextomni.model.generate import DecodeOptions, generate
@@ -52,14 +52,19 @@ class Evaluator:
         return own, probe
 
     def task(self, name: str, n: int) -> dict:
-        refs, outs, probes, hits = [], [], [], []
+        refs, outs, probes, hits, attrs = [], [], [], [], []
         for i, seed in enumerate(tqdm(heldout(n), desc=name, leave=False)):
             ex = make_example(name, seed)
             out = self.respond(ex.turns[:-1], i)
             self.latencies.append(out.stats["latency_s"])
             wrong_layout = out.layout != LAYOUT[name]
             if LAYOUT[name] == "image":
-                hits.append(not wrong_layout and self.image_scene(out.image_codes) == ex.answer)
+                if wrong_layout:
+                    hits.append(False), attrs.append(0.0)
+                    continue
+                drawn = self.image_scene(out.image_codes)
+                c, t = scene_attribute_accuracy(ex.answer, drawn)
+                hits.append(drawn == ex.answer), attrs.append(c / t)
             elif LAYOUT[name] == "audio":
                 own, probe = ("", "") if wrong_layout else self.hear(out.audio_codes, i)
                 refs.append(ex.answer), outs.append(own), probes.append(probe)
@@ -76,7 +81,10 @@ class Evaluator:
             if probes:
                 res["wer_probe"] = wer(refs, probes)
             return res
-        return {"acc": float(np.mean(hits))}
+        res = {"acc": float(np.mean(hits))}
+        if attrs:  # partial credit: what of the asked scene an image gets right
+            res["attr"] = float(np.mean(attrs))
+        return res
 
     def embed(self, parts: list[Part], batch: int = 32) -> torch.Tensor:
         return embed_parts(self.model, self.fmt, parts, batch)
@@ -91,7 +99,8 @@ class Evaluator:
 
 def evaluate(model, fmt, n: int = 200, steps: int = 16, tasks=None, seed: int = 0) -> dict:
     """One number per task; the issue's keys plus a few more (spoken VQA, audio->image,
-    image->speech, the probe's view of generated speech)."""
+    image->speech, the probe's view of generated speech, and for image replies the share of
+    the asked scene's attributes drawn right, `<task>_attr`, scored like captions)."""
     ev = Evaluator(model, fmt, DecodeOptions(steps=steps), seed)
     tasks = tasks or list(LAYOUT)
     result: dict[str, float] = {}
@@ -99,6 +108,8 @@ def evaluate(model, fmt, n: int = 200, steps: int = 16, tasks=None, seed: int = 
         r = ev.task(name, n)
         if "acc" in r:
             result[f"{name}_acc"] = r["acc"]
+            if "attr" in r:
+                result[f"{name}_attr"] = r["attr"]
         else:
             result[f"{name}_wer"] = r["wer"]
             if "wer_probe" in r:

@@ -1,4 +1,5 @@
-"""Read scenes back out of generated text (the inverse of `text.scene_phrase`)."""
+"""Read scenes back out of generated text (the inverse of `text.scene_phrase`), and score
+what was read (or detected in a generated image) attribute by attribute."""
 
 from __future__ import annotations
 
@@ -31,6 +32,17 @@ def caption_attribute_accuracy(scene, text: str) -> tuple[int, int]:
     """(correct, total) attributes: for each true shape its kind, colour and size (matched by
     cell) and the background; extra shapes named count as errors."""
     shapes, bg = parse_description(text)
+    return attribute_accuracy(scene, shapes, bg)
+
+
+def scene_attribute_accuracy(scene, drawn) -> tuple[int, int]:
+    """The same score for a generated image, read back as the scene `drawn` (the detector's)."""
+    shapes = [{"cell": s.cell, "kind": s.kind, "color": s.color, "size": s.size}
+              for s in drawn.shapes]
+    return attribute_accuracy(scene, shapes, drawn.background)
+
+
+def attribute_accuracy(scene, shapes: list[dict], bg: str | None) -> tuple[int, int]:
     by_cell = {s["cell"]: s for s in shapes}
     correct, total = int(bg == scene.background), 1
     for s in scene.shapes:
