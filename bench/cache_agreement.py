@@ -10,11 +10,11 @@ order (a cached prefix is computed in another shape), which can flip a near-tie.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
 
+from bench import report
 from bench.dfm_vs_ar import TASKS
 from nextomni.model.generate import LAYOUTS
 
@@ -60,10 +60,7 @@ def main(argv=None) -> dict:
                         "identical_replies": round(identical / a.n, 4)}
         total_same, total = total_same + same, total + count
     result["all"] = {"token_agreement": round(total_same / total, 5), "n_per_task": a.n}
-    print(json.dumps(result, indent=1))
-    if a.json:
-        a.json.write_text(json.dumps(result, indent=1))
-    return result
+    return report(result, a.json)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench import report
+
 
 @contextmanager
 def timed_calls(totals: dict[str, float], targets: list[tuple[str, object, str]]):
@@ -129,10 +131,7 @@ def main(argv=None) -> dict:
     for w in workers:
         result["loader"].append(loader_rate(fmt, cfg, w, a.steps))
         print(json.dumps(result["loader"][-1]), flush=True)
-    print(json.dumps(result, indent=1))
-    if a.json:
-        a.json.write_text(json.dumps(result, indent=1) + "\n")
-    return result
+    return report(result, a.json)
 
 
 if __name__ == "__main__":

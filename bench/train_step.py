@@ -16,13 +16,14 @@ arithmetic, and a larger batch then costs little more per step.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from bench import report
 
 
 def synchronize(device: torch.device) -> None:
@@ -33,9 +34,7 @@ def synchronize(device: torch.device) -> None:
 def main(argv=None) -> dict:
     from nextomni.model.formatting import ChatFormatter
     from nextomni.model.loading import load_tokenizers
-    from nextomni.train.omni import (
-        Objective, OmniTrainConfig, build_model, prepare_inputs, unshare_rnn_weights,
-    )
+    from nextomni.train.omni import OmniTrainConfig, build_objective, prepare_inputs
 
     d = OmniTrainConfig()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -57,13 +56,9 @@ def main(argv=None) -> dict:
                   all_blocks=not a.causal, per_example_loss=True, bf16=not a.no_bf16)
     torch.manual_seed(cfg.seed)
     tok = load_tokenizers(a.checkpoint)
-    model = build_model(cfg, tok)
-    objective = Objective(model, tok.image, tok.audio, cfg).to(device)
-    unshare_rnn_weights(objective)
-    objective.paths = [x.to(device) for x in objective.paths]
-    trainable = [x for x in objective.parameters() if x.requires_grad]
-    opt = torch.optim.AdamW(trainable, cfg.lr, weight_decay=0.01, betas=(0.9, 0.95))
-    fmt = ChatFormatter(model.config, load_tokenizers(a.checkpoint))
+    objective, trainable, opt = build_objective(cfg, tok)
+    objective.to(device).placed(device)
+    fmt = ChatFormatter(objective.model.config, load_tokenizers(a.checkpoint))
     rng = np.random.default_rng(cfg.seed)
     batches = [prepare_inputs(fmt, a.stage, rng, cfg) for _ in range(a.steps + 2)]
 
@@ -122,10 +117,7 @@ def main(argv=None) -> dict:
         "aten_ops_per_step": ops,
         "gpu_kernels_per_step": kernels if device.type == "cuda" else None,
     }
-    print(json.dumps(result, indent=1))
-    if a.json:
-        a.json.write_text(json.dumps(result, indent=1) + "\n")
-    return result
+    return report(result, a.json)
 
 
 if __name__ == "__main__":

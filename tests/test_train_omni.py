@@ -95,18 +95,13 @@ def test_causal_baseline_trains_links_tokenizers_and_decodes(tmp_path):
     # the eval and the benches decode through `generate`: a causal checkpoint gets next-token
     # decoding there too (one forward for the prompt, the marker, then each position)
     from nextomni.model.autoregressive import iter_generate_ar
-    from nextomni.model.generate import DecodeOptions, generate
+    from nextomni.model.generate import DecodeOptions, _drain, generate
 
     prompt = fmt.prompt([Turn("user", [text_part("draw a red circle")])])
     opts = DecodeOptions(steps=1, block_size=1)
     out = generate(model, prompt, opts, torch.Generator().manual_seed(0), layout="image")
-    ar = iter_generate_ar(model, prompt, opts, torch.Generator().manual_seed(0), layout="image")
-    while True:
-        try:
-            next(ar)
-        except StopIteration as stop:
-            ref = stop.value
-            break
+    ref = _drain(iter_generate_ar(model, prompt, opts, torch.Generator().manual_seed(0),
+                                  layout="image"))
     assert out.stats["forward_passes"] == 2 + model.config.image_positions
     assert torch.equal(out.image_codes, ref.image_codes)
 

@@ -37,7 +37,6 @@ from nextomni.engine.events import (
 )
 from nextomni.engine.messages import MessageError, as_part, to_turns
 from nextomni.engine.settings import Settings, SettingsError
-from nextomni.model.autoregressive import iter_generate_ar
 from nextomni.model.embedding import embed_parts
 from nextomni.model.generate import DecodeOptions, StepEvent, iter_generate
 from nextomni.model.loading import load_checkpoint
@@ -116,8 +115,9 @@ class OmniEngine:
         with self._lock:
             reuse = self._states.pop(key, None) if session is not None and options.cache else None
         generator = torch.Generator(self.device).manual_seed(settings.seed)
-        decode = iter_generate_ar if model.config.causal else iter_generate
-        steps = decode(model, prompt, options, generator, uncond_prompt=uncond, reuse=reuse)
+        # a causal checkpoint (the AR mode) is decoded token by token inside iter_generate
+        steps = iter_generate(model, prompt, options, generator, uncond_prompt=uncond,
+                              reuse=reuse)
         text = _TextStream(fmt)
         busy = 0.0  # time spent computing, not waiting for the consumer between events
         while True:

@@ -288,6 +288,13 @@ class Objective(nn.Module):
                 tok.decoder.requires_grad_(True)
         self.paths = model.paths()
 
+    def placed(self, device) -> "Objective":
+        """Call once the weights are on `device`: the metric paths follow them, and each RNN
+        weight gets its own storage (see `unshare_rnn_weights`)."""
+        unshare_rnn_weights(self)
+        self.paths = [p.to(device) for p in self.paths]
+        return self
+
     def forward(self, x: Inputs) -> dict[str, torch.Tensor]:
         if self.cfg.causal:
             dfm = ar_objective(self.model, x.dfm, per_example=self.cfg.per_example_loss)
@@ -326,6 +333,14 @@ class Objective(nn.Module):
         return ((recon - mel) ** 2 * mask).sum() / (mask.sum() * mel.shape[1])
 
 
+def build_objective(cfg: OmniTrainConfig, tok: Tokenizers):
+    """A fresh model behind its training objective, what of it trains, and the optimizer."""
+    objective = Objective(build_model(cfg, tok), tok.image, tok.audio, cfg)
+    trainable = [p for p in objective.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trainable, cfg.lr, weight_decay=0.01, betas=(0.9, 0.95))
+    return objective, trainable, opt
+
+
 # --------------------------------------------------------------------------- loop
 
 def stage_of(step: int, cfg: OmniTrainConfig) -> str:
@@ -340,13 +355,10 @@ def train(cfg: OmniTrainConfig) -> OmniModel:
     acc = Accelerator(mixed_precision="bf16" if cfg.bf16 else "no")
     set_seed(cfg.seed)
     tok = load_tokenizers(cfg.tokenizers or cfg.out)
-    model = build_model(cfg, tok)
-    objective = Objective(model, tok.image, tok.audio, cfg)
-    trainable = [p for p in objective.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(trainable, cfg.lr, weight_decay=0.01, betas=(0.9, 0.95))
+    objective, trainable, opt = build_objective(cfg, tok)
+    model = objective.model
     wrapped, opt = acc.prepare(objective, opt)
-    unshare_rnn_weights(objective)
-    objective.paths = [p.to(acc.device) for p in objective.paths]
+    objective.placed(acc.device)
     # the data side gets its own CPU copy of the tokenizers: the model's copies live on the
     # accelerator (and their decoders train), and forked workers must not touch CUDA
     fmt = ChatFormatter(model.config, load_tokenizers(cfg.tokenizers or cfg.out))
