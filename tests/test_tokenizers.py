@@ -118,6 +118,31 @@ def test_image_save_load_is_exact(tiny_image, tmp_path):
     assert a.config == tiny_image.config
 
 
+def test_local_image_codes_stay_where_their_shape_is(tmp_path):
+    """With `local_encoder` a shape drawn into one cell changes no code clear of that cell,
+    and equal patches get equal codes wherever they are; the default encoder's codes spill
+    (GroupNorm and 3x3 convolutions see the whole picture). Holds at any weights."""
+    from dataclasses import replace
+
+    from nextomni.data.world import Scene
+    from nextomni.eval.tokenizers import code_spill
+
+    torch.manual_seed(0)
+    local = ImageTokenizer(replace(TINY_IMAGE, local_encoder=True)).eval()
+    assert code_spill(local, 20) == 0.0
+    assert code_spill(ImageTokenizer(TINY_IMAGE).eval(), 20) > 0.2
+    blank = local.encode(render(Scene((), "navy")))[0]
+    assert (blank == blank[0]).all()  # one code for a plain background, at every position
+    from nextomni.train.tokenizers import parse_args
+
+    assert parse_args(["--local-image-codes"])[0].image_local
+    assert not parse_args([])[0].image_local
+    local.save_pretrained(tmp_path / "local")
+    again = ImageTokenizer.from_pretrained(tmp_path / "local")
+    assert again.config.local_encoder and torch.equal(again.encode(render(Scene((), "navy")))[0],
+                                                      blank)
+
+
 # --------------------------------------------------------------------------- audio
 
 def test_audio_shapes_round_trip_and_probe(tiny_audio):

@@ -70,6 +70,42 @@ def test_tiny_pipeline_trains_exports_and_evaluates(tmp_path):
     assert 0 <= result["t2i_attr"] <= 1 and "caption_attr" not in result
 
 
+def test_warm_start_begins_from_the_checkpoint_weights(tmp_path):
+    """--init-from: training goes on from the checkpoint's weights (and shape, whatever the
+    command line says), reading its tokenizers; a DFM checkpoint refuses --causal."""
+    from nextomni.train.omni import build_objective, parse_args, warm_start
+
+    first = tmp_path / "first"
+    tiny_tokenizers(first)
+    base = replace(OmniTrainConfig(), work=tmp_path / "w1", hidden_size=32, num_layers=1,
+                   num_heads=2, num_kv_heads=1, intermediate_size=64, batch=3,
+                   retrieval_pairs=2, max_len=2000, stages=("sft",), pt_steps=0, cpt_steps=0)
+    train(replace(base, out=first, sft_steps=3))
+    trained, _ = load_checkpoint(first)
+    # a different shape on the command line does not matter: the checkpoint's is used
+    cfg = replace(base, out=tmp_path / "second", work=tmp_path / "w2", init_from=first,
+                  hidden_size=64, sft_steps=1)
+    model = warm_start(cfg)
+    assert model.config.hidden_size == 32
+    for (name, a), b in zip(model.state_dict().items(), trained.state_dict().values()):
+        assert torch.equal(a.float(), b.float()), name
+    objective, _, _ = build_objective(cfg, load_checkpoint(first)[1].tok)
+    assert torch.equal(objective.model.lm_head.weight, model.lm_head.weight)
+    train(cfg)  # one step on: the exported model is the first one moved a little
+    after, _ = load_checkpoint(cfg.out)
+    fresh = build_objective(replace(cfg, init_from=None, hidden_size=32),
+                            load_checkpoint(first)[1].tok)[0].model
+
+    def dist(m):
+        return sum(float((a.float() - b.float()).norm()) for a, b in
+                   zip(m.state_dict().values(), trained.state_dict().values()))
+    assert 0 < dist(after) < 0.1 * dist(fresh)
+    assert (cfg.out / "image_tokenizer").is_dir()  # tokenizers read from --init-from
+    with pytest.raises(ValueError, match="--causal"):
+        warm_start(replace(cfg, causal=True))
+    assert parse_args(["--init-from", str(first), "--warmup", "5"]).init_from == first
+
+
 def test_causal_baseline_trains_links_tokenizers_and_decodes(tmp_path):
     from nextomni.engine import Message, OmniEngine, Settings
 
@@ -292,3 +328,21 @@ def test_rnn_weights_packed_in_one_buffer_are_unshared_for_saving(tmp_path):
     back = nn.GRU(4, 3, bidirectional=True)
     st.load_model(back, tmp_path / "rnn.safetensors")
     assert all(torch.equal(before[k], v) for k, v in back.state_dict().items())
+
+
+def test_retrieval_pairs_hold_hard_negatives():
+    """A third of the groups are sibling images one edit apart: scenes that differ in one
+    attribute or shape, as the held-out gallery's near neighbours do."""
+    import numpy as np
+
+    from nextomni.train.omni import retrieval_pairs
+
+    pairs = retrieval_pairs(np.random.default_rng(3), 6)
+    assert len(pairs) == 6
+    for a, b in (pairs[0:2], pairs[2:4]):
+        assert a[0].kind == b[0].kind == "image" and a[0].value != b[0].value
+        sa, sb = a[0].value, b[0].value
+        assert a[1].value == sa.describe() and b[1].value == sb.describe()
+        changed = (set(sa.shapes) ^ set(sb.shapes)) or sa.background != sb.background
+        assert changed and len(set(sa.shapes) ^ set(sb.shapes)) <= 2  # one shape edited
+    assert len(retrieval_pairs(np.random.default_rng(3), 2)) == 2

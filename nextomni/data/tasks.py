@@ -14,7 +14,7 @@ import numpy as np
 
 from nextomni.data.speech import Voice, random_voice
 from nextomni.data.text import (
-    QA_KINDS, canonical_caption, edit_chain, generation_instruction, pick, question,
+    QA_KINDS, canonical_caption, edit, edit_chain, generation_instruction, pick, question,
     speech_request, spoken_style,
 )
 from nextomni.data.video import Motion, motion_question, random_motion
@@ -171,6 +171,17 @@ def make_example(task: str, seed: int) -> Example:
         raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASKS)}")
     rng = np.random.default_rng([seed, sorted(TASKS).index(task), 11])
     return TASKS[task](seed, rng)
+
+
+def retrieval_siblings(seed: int) -> list[tuple[Part, Part]]:
+    """Two images one edit apart (a colour, a size, a place, a shape more or less), each with
+    its description: hard negatives for each other. A gallery of random scenes holds many
+    that differ in one attribute, while a few random pairs almost never do, and against
+    those the contrastive loss drops to ~0 and stops teaching."""
+    rng = np.random.default_rng([seed, 13])
+    scene = random_scene(seed)
+    other = edit(scene, rng).after
+    return [(image(s), text(s.describe())) for s in (scene, other)]
 
 
 def retrieval_pair(seed: int) -> tuple[Part, Part]:

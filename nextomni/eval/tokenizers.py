@@ -14,14 +14,15 @@ import torch
 from nextomni.data.corpus import spoken_sentences
 from nextomni.data.speech import random_voice, speak
 from nextomni.data.splits import heldout
-from nextomni.data.world import random_scene, render
+from nextomni.data.world import GRID, random_scene, random_shape, render
 from nextomni.eval.metrics import psnr, report, wer
 from nextomni.eval.scene_detector import detect
 
 
 @torch.no_grad()
 def image_metrics(tok, n: int = 500, batch: int = 100) -> dict:
-    """Scene exactness after a round trip, PSNR, and codebook usage on held-out scenes."""
+    """Scene exactness after a round trip, PSNR, codebook usage and code spill (see
+    `code_spill`) on held-out scenes."""
     hits, psnrs, codes_all = 0, [], []
     seeds = list(heldout(n))
     for i in range(0, n, batch):
@@ -34,7 +35,37 @@ def image_metrics(tok, n: int = 500, batch: int = 100) -> dict:
         codes_all.append(codes)
     usage = tok.vq.usage(torch.cat(codes_all)).tolist()
     return {"image_scene_exact": hits / n, "image_psnr_db": float(np.mean(psnrs)),
-            "image_codebook_usage": [round(u, 4) for u in usage], "image_n": n}
+            "image_codebook_usage": [round(u, 4) for u in usage],
+            "image_code_spill": code_spill(tok, min(n, 200)), "image_n": n}
+
+
+@torch.no_grad()
+def code_spill(tok, n: int = 200) -> float:
+    """How far codes reach: draw one more shape into a free cell of a held-out scene and
+    count, among the grid positions whose patch lies at least one patch clear of that cell,
+    the share whose codes change. 0 means codes are local (what a shape looks like is
+    written where it is); near 1, every code depends on the whole picture."""
+    changed, far = 0, 0
+    side, grid = tok.config.image_size, tok.config.grid
+    patch = side // grid
+    for seed in heldout(n):
+        rng = np.random.default_rng([seed, 21])
+        scene = random_scene(seed)
+        free = scene.free_cells()
+        if not free:
+            continue
+        cell = free[int(rng.integers(len(free)))]
+        more = scene.with_shapes(scene.shapes + (random_shape(rng, cell),))
+        a, b = tok.encode(np.stack([render(scene), render(more)]))
+        lo = [k * side / GRID - patch for k in cell]           # the cell's pixels, one patch
+        hi = [(k + 1) * side / GRID + patch for k in cell]     # of margin around them
+        rows, cols = np.divmod(np.arange(grid * grid), grid)
+        clear = ~((rows * patch < hi[0]) & ((rows + 1) * patch > lo[0]) &
+                  (cols * patch < hi[1]) & ((cols + 1) * patch > lo[1]))
+        diff = (a != b).any(-1).cpu().numpy()
+        changed += int(diff[clear].sum())
+        far += int(clear.sum())
+    return changed / max(far, 1)
 
 
 def speech_items(n: int, offset: int = 0) -> list[tuple[str, np.ndarray]]:
@@ -49,11 +80,22 @@ def speech_items(n: int, offset: int = 0) -> list[tuple[str, np.ndarray]]:
 
 @torch.no_grad()
 def audio_metrics(tok, text_tok, n: int = 200, save_dir: Path | None = None) -> dict:
-    """Word error rate of the alignment probe on original and on reconstructed speech."""
+    """Word error rate of the alignment probe on original and on reconstructed speech, and
+    the codes' spill: the share of an utterance's codes that change when more speech
+    follows it (0 for codes that depend on their own stretch of sound only)."""
     refs, orig, recon = [], [], []
-    for i, (text, wav) in enumerate(speech_items(n)):
+    changed, kept = 0, 0
+    items = speech_items(n)
+    for i, (text, wav) in enumerate(items):
         codes = tok.encode(wav)
         rewav = tok.decode(codes)
+        # spill: the next utterance appended after a pause; the codes of this one should
+        # not move (those of its last 0.25 s may: the encoder's window reaches over)
+        longer = tok.encode(np.concatenate([wav, np.zeros(4000, np.float32),
+                                            items[(i + 1) % n][1]]))
+        head = max(0, len(codes) - int(0.25 * tok.config.positions_per_second))
+        changed += int((codes[:head] != longer[:head]).any(-1).sum())
+        kept += head
         refs.append(text)
         orig.append(text_tok.decode(tok.recognize(codes)))
         recon.append(text_tok.decode(tok.recognize(tok.encode(rewav))))
@@ -64,6 +106,7 @@ def audio_metrics(tok, text_tok, n: int = 200, save_dir: Path | None = None) -> 
             save_audio(save_dir / f"speech_{i}_original.wav", wav)
             save_audio(save_dir / f"speech_{i}_reconstructed.wav", rewav)
     return {"audio_wer_original": wer(refs, orig), "audio_wer_reconstructed": wer(refs, recon),
+            "audio_code_spill": changed / max(kept, 1),
             "audio_n": n, "audio_positions_per_second": tok.config.positions_per_second}
 
 

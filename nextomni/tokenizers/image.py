@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
-from nextomni.tokenizers.blocks import ResBlock, norm
+from nextomni.tokenizers.blocks import ChannelNorm, ResBlock, norm
 from nextomni.tokenizers.pretrained import Pretrained
 from nextomni.tokenizers.quantize import MultiCodebookVQ
 
@@ -36,6 +36,12 @@ class ImageTokenizerConfig:
     code_dim: int = 16
     text_vocab_size: int = 1024  # for the caption embedding of the alignment loss
     align_dim: int = 64
+    # codes that depend on their own 8x8 patch only (per-patch encoder, no position input):
+    # the same patch gets the same code anywhere, and a shape drawn in one cell leaves the
+    # codes of every other cell as they were. The default encoder (3x3 convolutions with
+    # GroupNorm, a position embedding) makes every code depend on the whole picture; see
+    # `image_code_spill` in nextomni.eval.tokenizers.
+    local_encoder: bool = False
 
     @property
     def grid(self) -> int:
@@ -169,10 +175,11 @@ class AddPosition(nn.Module):
 
 def _patch_coders(c: ImageTokenizerConfig):
     """All the work at the grid resolution: pixels <-> patches by (un)shuffling."""
-    p, w = c.patch, c.width
-    enc = [nn.PixelUnshuffle(p), nn.Conv2d(3 * p * p, w, 1), AddPosition(w, c.grid)]
-    enc += [ResBlock(w) for _ in range(c.enc_blocks)]
-    enc += [norm(w), nn.SiLU(), nn.Conv2d(w, c.groups * c.code_dim, 1)]
+    p, w, local = c.patch, c.width, c.local_encoder
+    enc = [nn.PixelUnshuffle(p), nn.Conv2d(3 * p * p, w, 1)]
+    enc += [] if local else [AddPosition(w, c.grid)]
+    enc += [ResBlock(w, local=local) for _ in range(c.enc_blocks)]
+    enc += [ChannelNorm(w) if local else norm(w), nn.SiLU(), nn.Conv2d(w, c.groups * c.code_dim, 1)]
     dec = [nn.Conv2d(c.groups * c.code_dim, w, 1), AddPosition(w, c.grid)]
     dec += [ResBlock(w) for _ in range(c.dec_blocks)]
     # patches of a few feature channels, then two full-resolution convs that draw the edges

@@ -42,12 +42,14 @@ from tqdm import tqdm
 from nextomni.data.mixture import sample_tasks
 from nextomni.data.speech import random_voice, speak
 from nextomni.data.splits import TRAIN_SEEDS
-from nextomni.data.tasks import Example, Turn, retrieval_pair, text as text_part
+from nextomni.data.tasks import (
+    Example, Turn, retrieval_pair, retrieval_siblings, text as text_part,
+)
 from nextomni.data.world import random_scene, render
 from nextomni.model import OmniConfig, OmniModel
 from nextomni.model.formatting import ChatFormatter, Tokenizers
 from nextomni.model.loading import load_tokenizers
-from nextomni.model.modeling import save_pretrained
+from nextomni.model.modeling import from_pretrained, save_pretrained
 from nextomni.model.objective import ar_objective, dfm_objective
 from nextomni.model.sequence import Batch, collate
 from nextomni.tokenizers import AudioTokenizer, ImageTokenizer
@@ -103,7 +105,10 @@ class OmniTrainConfig:
     # variable: an image reply holds 256 variables and a one-word answer 16, so by variable
     # the text tasks that read images and speech get under a tenth of the gradient
     per_example_loss: bool = False
-    tokenizers: Path | None = None  # where the tokenizers are (default: --out)
+    tokenizers: Path | None = None  # where the tokenizers are (default: --init-from, --out)
+    # warm start: begin from this checkpoint's weights (its shape, not the one above) with a
+    # fresh optimizer and schedule, e.g. to train the shipped model further
+    init_from: Path | None = None
 
 
 def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
@@ -178,9 +183,18 @@ def dfm_batch(fmt: ChatFormatter, stage: str, rng, cfg: OmniTrainConfig) -> Batc
     return collate(seqs)
 
 
+def retrieval_pairs(rng, n: int) -> list[tuple]:
+    """n (item, description) pairs: n // 3 sibling groups (two images one edit apart, hard
+    negatives for each other; 4 of the default 6 pairs), the rest any modality."""
+    seeds = [int(s) for s in rng.integers(TRAIN_SEEDS.start, TRAIN_SEEDS.stop, size=n)]
+    groups = n // 3
+    pairs = [p for s in seeds[:groups] for p in retrieval_siblings(s)]
+    return pairs + [retrieval_pair(s) for s in seeds[groups: n - groups]]
+
+
 def pair_batch(fmt: ChatFormatter, rng, n: int) -> Batch:
-    seeds = rng.integers(TRAIN_SEEDS.start, TRAIN_SEEDS.stop, size=n)
-    return collate([fmt.embedding_sequence(p) for s in seeds for p in retrieval_pair(int(s))])
+    return collate([fmt.embedding_sequence(p) for pair in retrieval_pairs(rng, n)
+                    for p in pair])
 
 
 def mel_batch(tok: AudioTokenizer, rng, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -334,11 +348,28 @@ class Objective(nn.Module):
 
 
 def build_objective(cfg: OmniTrainConfig, tok: Tokenizers):
-    """A fresh model behind its training objective, what of it trains, and the optimizer."""
-    objective = Objective(build_model(cfg, tok), tok.image, tok.audio, cfg)
+    """A model (fresh, or `cfg.init_from`'s) behind its training objective, what of it
+    trains, and the optimizer."""
+    model = build_model(cfg, tok) if cfg.init_from is None else warm_start(cfg)
+    objective = Objective(model, tok.image, tok.audio, cfg)
     trainable = [p for p in objective.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(trainable, cfg.lr, weight_decay=0.01, betas=(0.9, 0.95))
     return objective, trainable, opt
+
+
+def warm_start(cfg: OmniTrainConfig) -> OmniModel:
+    """The checkpoint at `cfg.init_from`, in fp32, to train on with this run's objective."""
+    model = from_pretrained(cfg.init_from, dtype=torch.float32)
+    if model.config.causal != cfg.causal:
+        kind = "causal (autoregressive)" if model.config.causal else "DFM"
+        raise ValueError(f"{cfg.init_from} holds a {kind} model; "
+                         f"{'add' if model.config.causal else 'drop'} --causal "
+                         "or start from a matching checkpoint")
+    return model
+
+
+def tokenizer_folder(cfg: OmniTrainConfig) -> Path:
+    return cfg.tokenizers or cfg.init_from or cfg.out
 
 
 # --------------------------------------------------------------------------- loop
@@ -354,14 +385,14 @@ def train(cfg: OmniTrainConfig) -> OmniModel:
 
     acc = Accelerator(mixed_precision="bf16" if cfg.bf16 else "no")
     set_seed(cfg.seed)
-    tok = load_tokenizers(cfg.tokenizers or cfg.out)
+    tok = load_tokenizers(tokenizer_folder(cfg))
     objective, trainable, opt = build_objective(cfg, tok)
     model = objective.model
     wrapped, opt = acc.prepare(objective, opt)
     objective.placed(acc.device)
     # the data side gets its own CPU copy of the tokenizers: the model's copies live on the
     # accelerator (and their decoders train), and forked workers must not touch CUDA
-    fmt = ChatFormatter(model.config, load_tokenizers(cfg.tokenizers or cfg.out))
+    fmt = ChatFormatter(model.config, load_tokenizers(tokenizer_folder(cfg)))
     total = sum(getattr(cfg, f"{s}_steps") for s in cfg.stages)
     state_dir = cfg.work / "state"
     start = _resume(acc, state_dir)
@@ -408,7 +439,7 @@ def train(cfg: OmniTrainConfig) -> OmniModel:
     bar.close()
     acc.wait_for_everyone()
     if finished and acc.is_main_process:
-        export(model, tok, cfg.out, cfg.tokenizers if cfg.causal else None)
+        export(model, tok, cfg.out, tokenizer_folder(cfg) if cfg.causal else None)
     return model
 
 
@@ -473,7 +504,7 @@ def parse_args(argv=None) -> OmniTrainConfig:
     p.add_argument("--stages", default=",".join(d.stages))
     for name in ("pt_steps", "cpt_steps", "sft_steps", "batch", "batch_tokens", "seed",
                  "hidden_size", "num_layers", "block_size", "save_every", "data_workers",
-                 "retrieval_pairs"):
+                 "retrieval_pairs", "warmup"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--max-minutes", type=float, default=None,
@@ -488,7 +519,10 @@ def parse_args(argv=None) -> OmniTrainConfig:
     p.add_argument("--per-example-loss", action="store_true",
                    help="weigh every example the same in the loss (default: every variable)")
     p.add_argument("--tokenizers", type=Path, default=None,
-                   help="read the tokenizers here (default --out); the baseline links to them")
+                   help="read the tokenizers here (default --init-from, else --out); the "
+                   "baseline links to them")
+    p.add_argument("--init-from", type=Path, default=None,
+                   help="start from this checkpoint's weights (fresh optimizer and schedule)")
     a = p.parse_args(argv)
     stages = tuple(s.strip() for s in a.stages.split(",") if s.strip())
     bad = [s for s in stages if s not in ("pt", "cpt", "sft")]
@@ -501,7 +535,8 @@ def parse_args(argv=None) -> OmniTrainConfig:
                    save_every=a.save_every, lr=a.lr, bf16=not a.no_bf16, causal=a.causal,
                    tokenizers=a.tokenizers, all_blocks=a.all_blocks,
                    all_blocks_from=a.all_blocks_from, max_minutes=a.max_minutes,
-                   per_example_loss=a.per_example_loss, retrieval_pairs=a.retrieval_pairs)
+                   per_example_loss=a.per_example_loss, retrieval_pairs=a.retrieval_pairs,
+                   warmup=a.warmup, init_from=a.init_from)
 
 
 def main(argv=None) -> None:

@@ -2,6 +2,7 @@
 
     python -m nextomni.train.tokenizers --out checkpoints/nano [--only text,image,audio]
         [--image-steps N] [--audio-steps N] [--device cpu|cuda] [--work runs/tokenizers]
+        [--local-image-codes]
 
 Each part writes its folder under --out when it finishes (tokenizer.json, image_tokenizer/,
 audio_tokenizer/). Training state is saved under --work every few hundred steps and a rerun
@@ -49,6 +50,7 @@ class TrainConfig:
     image_steps: int = 9000
     image_batch: int = 32
     image_lr: float = 2e-3
+    image_local: bool = False  # local image codes (ImageTokenizerConfig.local_encoder)
     audio_steps: int = 3000
     audio_batch: int = 16
     audio_lr: float = 1.5e-3
@@ -150,7 +152,8 @@ def train_image(cfg: TrainConfig, text_tok: TextTokenizer) -> ImageTokenizer:
     from nextomni.eval.tokenizers import image_metrics
 
     torch.manual_seed(cfg.seed)
-    model = ImageTokenizer(ImageTokenizerConfig(text_vocab_size=text_tok.vocab_size)).to(cfg.device)
+    model = ImageTokenizer(ImageTokenizerConfig(text_vocab_size=text_tok.vocab_size,
+                                                local_encoder=cfg.image_local)).to(cfg.device)
 
     def losses(rng) -> dict[str, torch.Tensor]:
         images, captions, regions = image_batch(rng, cfg.image_batch, text_tok)
@@ -311,6 +314,9 @@ def parse_args(argv=None) -> tuple[TrainConfig, set[str]]:
     p.add_argument("--audio-steps", type=int, default=d.audio_steps)
     p.add_argument("--audio-utterances", type=int, default=d.audio_utterances)
     p.add_argument("--eval-every", type=int, default=d.eval_every)
+    p.add_argument("--local-image-codes", action="store_true",
+                   help="image codes that depend on their own patch only (see "
+                   "ImageTokenizerConfig.local_encoder)")
     a = p.parse_args(argv)
     parts = {x.strip() for x in a.only.split(",") if x.strip()}
     unknown = parts - {"text", "image", "audio"}
@@ -318,7 +324,8 @@ def parse_args(argv=None) -> tuple[TrainConfig, set[str]]:
         p.error(f"unknown part(s) {sorted(unknown)}; choose from text, image, audio")
     cfg = replace(d, out=a.out, work=a.work, device=a.device, seed=a.seed,
                   image_steps=a.image_steps, audio_steps=a.audio_steps,
-                  audio_utterances=a.audio_utterances, eval_every=a.eval_every)
+                  audio_utterances=a.audio_utterances, eval_every=a.eval_every,
+                  image_local=a.local_image_codes)
     return cfg, parts
 
 
