@@ -48,7 +48,8 @@ def test_a_person_chats_and_replays(server):
         try:
             page.goto(server.url, wait_until="domcontentloaded")
             page.wait_for_selector("#box textarea", timeout=60_000)
-            stats = send(page, "draw a small red circle at the top left on a white background.")
+            stats = send(page, "generate an image of a small red circle in the top left on a "
+                                "white background.")
             assert "image reply" in stats
             page.wait_for_function(
                 "() => { const bots = document.querySelectorAll('#chatbot .bot');"

@@ -27,7 +27,8 @@ PRIVATE = {"api_visibility": "private"}  # page events; scripts use /chat
 def examples() -> list[dict]:
     e = EXAMPLES
     return [
-        {"text": "draw a small red circle at the top left on a white background.", "files": []},
+        {"text": "generate an image of a small red circle in the top left on a white background.",
+         "files": []},
         {"text": "what do you see?", "files": [str(e / "scene.png")]},
         {"text": "how many blue shapes are there?", "files": [str(e / "scene.png")]},
         {"text": "what did I say?", "files": [str(e / "question.wav")]},
