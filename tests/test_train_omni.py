@@ -335,7 +335,7 @@ def test_retrieval_pairs_hold_hard_negatives():
     attribute or shape, as the held-out gallery's near neighbours do."""
     import numpy as np
 
-    from nextomni.train.omni import retrieval_pairs
+    from nextomni.data.mixture import sample_retrieval_pairs as retrieval_pairs
 
     pairs = retrieval_pairs(np.random.default_rng(3), 6)
     assert len(pairs) == 6

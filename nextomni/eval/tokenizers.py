@@ -48,6 +48,7 @@ def code_spill(tok, n: int = 200) -> float:
     changed, far = 0, 0
     side, grid = tok.config.image_size, tok.config.grid
     patch = side // grid
+    rows, cols = np.divmod(np.arange(grid * grid), grid)
     for seed in heldout(n):
         rng = np.random.default_rng([seed, 21])
         scene = random_scene(seed)
@@ -59,7 +60,6 @@ def code_spill(tok, n: int = 200) -> float:
         a, b = tok.encode(np.stack([render(scene), render(more)]))
         lo = [k * side / GRID - patch for k in cell]           # the cell's pixels, one patch
         hi = [(k + 1) * side / GRID + patch for k in cell]     # of margin around them
-        rows, cols = np.divmod(np.arange(grid * grid), grid)
         clear = ~((rows * patch < hi[0]) & ((rows + 1) * patch > lo[0]) &
                   (cols * patch < hi[1]) & ((cols + 1) * patch > lo[1]))
         diff = (a != b).any(-1).cpu().numpy()

@@ -39,12 +39,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from nextomni.data.mixture import sample_tasks
+from nextomni.data.mixture import sample_retrieval_pairs, sample_tasks
 from nextomni.data.speech import random_voice, speak
 from nextomni.data.splits import TRAIN_SEEDS
-from nextomni.data.tasks import (
-    Example, Turn, retrieval_pair, retrieval_siblings, text as text_part,
-)
+from nextomni.data.tasks import Example, Turn, text as text_part
 from nextomni.data.world import random_scene, render
 from nextomni.model import OmniConfig, OmniModel
 from nextomni.model.formatting import ChatFormatter, Tokenizers
@@ -183,17 +181,8 @@ def dfm_batch(fmt: ChatFormatter, stage: str, rng, cfg: OmniTrainConfig) -> Batc
     return collate(seqs)
 
 
-def retrieval_pairs(rng, n: int) -> list[tuple]:
-    """n (item, description) pairs: n // 3 sibling groups (two images one edit apart, hard
-    negatives for each other; 4 of the default 6 pairs), the rest any modality."""
-    seeds = [int(s) for s in rng.integers(TRAIN_SEEDS.start, TRAIN_SEEDS.stop, size=n)]
-    groups = n // 3
-    pairs = [p for s in seeds[:groups] for p in retrieval_siblings(s)]
-    return pairs + [retrieval_pair(s) for s in seeds[groups: n - groups]]
-
-
 def pair_batch(fmt: ChatFormatter, rng, n: int) -> Batch:
-    return collate([fmt.embedding_sequence(p) for pair in retrieval_pairs(rng, n)
+    return collate([fmt.embedding_sequence(p) for pair in sample_retrieval_pairs(rng, n)
                     for p in pair])
 
 
