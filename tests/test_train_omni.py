@@ -48,7 +48,7 @@ def test_command_line_reaches_the_config():
     assert parse_args([]) == OmniTrainConfig()
 
 
-def test_tiny_pipeline_trains_exports_and_evaluates(tmp_path):
+def test_tiny_pipeline_trains_exports_and_evaluates(tmp_path, monkeypatch):
     out = tmp_path / "ckpt"
     tiny_tokenizers(out)
     cfg = replace(OmniTrainConfig(), out=out, work=tmp_path / "work", hidden_size=32,
@@ -68,6 +68,24 @@ def test_tiny_pipeline_trains_exports_and_evaluates(tmp_path):
                            "retrieval_r1"}
     assert all(0 <= result[k] for k in ("vqa_acc", "t2i_acc", "retrieval_r1"))
     assert 0 <= result["t2i_attr"] <= 1 and "caption_attr" not in result
+    # --guidance: replies are decoded against the <|null|> prompt too (it changes the codes)
+    import nextomni.eval.omni as eval_omni
+    from nextomni.data.tasks import make_example
+    from nextomni.model.generate import DecodeOptions, generate
+
+    seen = []
+    monkeypatch.setattr(eval_omni, "generate", lambda *a, **k: seen.append(k) or generate(*a, **k))
+    turns = make_example("t2i", 7).turns[:-1]
+    for w in (0.0, 3.0):
+        eval_omni.Evaluator(model, fmt, DecodeOptions(steps=2, guidance=w)).respond(turns, 0)
+    assert seen[0]["uncond_prompt"] is None
+    null = fmt.prompt([Turn("user", [text_part("<|null|>")])])
+    assert seen[1]["uncond_prompt"].ids == null.ids
+    g = torch.Generator().manual_seed(0)
+    plain, guided = (generate(model, fmt.prompt(turns), DecodeOptions(steps=2, guidance=w), g,
+                              layout="image", uncond_prompt=seen[1]["uncond_prompt"])
+                     for w in (0.0, 3.0))
+    assert not torch.equal(plain.image_codes, guided.image_codes)
 
 
 def test_warm_start_begins_from_the_checkpoint_weights(tmp_path):
@@ -104,6 +122,47 @@ def test_warm_start_begins_from_the_checkpoint_weights(tmp_path):
     with pytest.raises(ValueError, match="--causal"):
         warm_start(replace(cfg, causal=True))
     assert parse_args(["--init-from", str(first), "--warmup", "5"]).init_from == first
+
+
+def test_warm_start_takes_new_image_codes_from_the_run_tokenizers(tmp_path):
+    """--init-from with --tokenizers naming another image tokenizer (e.g. local codes): the
+    model reads that tokenizer's codebook from the first step, keeps its own text metric,
+    and a codebook of another shape is refused."""
+    import shutil
+
+    from nextomni.model.formatting import Tokenizers
+    from nextomni.train.omni import warm_start
+
+    first = tmp_path / "first"
+    tiny_tokenizers(first)
+    base = replace(OmniTrainConfig(), work=tmp_path / "w1", hidden_size=32, num_layers=1,
+                   num_heads=2, num_kv_heads=1, intermediate_size=64, batch=3,
+                   retrieval_pairs=2, max_len=2000, stages=("sft",), pt_steps=0, cpt_steps=0,
+                   sft_steps=1)
+    train(replace(base, out=first))
+    trained, fmt = load_checkpoint(first)
+    torch.manual_seed(1)
+    other = ImageTokenizer(replace(fmt.tok.image.config, local_encoder=True))
+    model = warm_start(replace(base, init_from=first),
+                       Tokenizers(fmt.tok.text, other, fmt.tok.audio))
+    assert torch.equal(model.image_codebook, other.vq.codebook)
+    assert not torch.allclose(model.image_codebook, trained.image_codebook.float(), atol=1e-2)
+    assert torch.equal(model.audio_codebook, fmt.tok.audio.vq.codebook)
+    assert torch.equal(model.text_metric, trained.text_metric.float())
+    # the whole run: trained on the new codes and exported with that tokenizer
+    mixed = tmp_path / "mixed"
+    shutil.copytree(first / "audio_tokenizer", mixed / "audio_tokenizer")
+    shutil.copy(first / "tokenizer.json", mixed)
+    other.save_pretrained(mixed / "image_tokenizer")
+    cfg = replace(base, out=tmp_path / "second", work=tmp_path / "w2", init_from=first,
+                  tokenizers=mixed)
+    train(cfg)
+    after, fmt2 = load_checkpoint(cfg.out)
+    assert fmt2.tok.image.config.local_encoder
+    assert torch.allclose(after.image_codebook.float(), other.vq.codebook, atol=1e-2)
+    small = ImageTokenizer(replace(fmt.tok.image.config, codebook_size=8))
+    with pytest.raises(ValueError, match="codebook"):
+        warm_start(replace(base, init_from=first), Tokenizers(fmt.tok.text, small, fmt.tok.audio))
 
 
 def test_causal_baseline_trains_links_tokenizers_and_decodes(tmp_path):

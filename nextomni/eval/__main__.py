@@ -1,4 +1,5 @@
-"""python -m nextomni.eval --checkpoint checkpoints/nano [--n N] [--steps S] [--json FILE]
+"""python -m nextomni.eval --checkpoint checkpoints/nano [--n N] [--steps S] [--guidance W]
+    [--tasks a,b] [--json FILE]
 
 Held-out evaluation of every task of the omni model (see nextomni/eval/omni.py).
 """
@@ -19,18 +20,22 @@ def main(argv=None) -> None:
     p.add_argument("--checkpoint", default="checkpoints/nano")
     p.add_argument("--n", type=int, default=200, help="held-out items per task")
     p.add_argument("--steps", type=int, default=16, help="DFM sampling steps")
+    p.add_argument("--guidance", type=float, default=0.0,
+                   help="classifier-free guidance scale of image and speech replies")
     p.add_argument("--tasks", default=",".join(LAYOUT), help="comma-separated subset")
     p.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     a = p.parse_args(argv)
     if a.n < 1:
         p.error("--n must be at least 1")
+    if a.guidance < 0:
+        p.error("--guidance must be >= 0")
     tasks = [t for t in a.tasks.split(",") if t]
     unknown = [t for t in tasks if t not in LAYOUT]
     if unknown:
         p.error(f"unknown task(s) {unknown}; choose from {', '.join(LAYOUT)}")
     logging.basicConfig(level=logging.INFO)
     model, fmt = load_checkpoint(a.checkpoint)
-    result = evaluate(model, fmt, a.n, a.steps, tasks)
+    result = evaluate(model, fmt, a.n, a.steps, tasks, guidance=a.guidance)
     report(result, a.json)
 
 

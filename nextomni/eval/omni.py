@@ -18,6 +18,7 @@ from nextomni.eval.parse import caption_attribute_accuracy, scene_attribute_accu
 from nextomni.eval.scene_detector import detect
 from nextomni.model.embedding import embed_parts
 from nextomni.model.generate import DecodeOptions, generate
+from nextomni.tokenizers.special import NULL, SPECIAL_TOKENS
 
 # The reply each task expects; the model decides the layout itself, and a wrong one scores 0.
 LAYOUT = {"caption": "text", "vqa": "text", "asr": "text", "spoken_vqa": "text",
@@ -34,7 +35,10 @@ class Evaluator:
 
     def respond(self, turns: list[Turn], i: int):
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + i)
-        return generate(self.model, self.fmt.prompt(turns), self.options, g)
+        uncond = None  # guidance's unconditional prompt, the one condition dropout trained
+        if self.options.guidance > 0 and not self.model.config.causal:
+            uncond = self.fmt.prompt([Turn("user", [text_part(SPECIAL_TOKENS[NULL])])])
+        return generate(self.model, self.fmt.prompt(turns), self.options, g, uncond_prompt=uncond)
 
     def text(self, ids) -> str:
         return self.fmt.tok.text.decode(ids)
@@ -97,11 +101,13 @@ class Evaluator:
         return float((texts @ images.T).argmax(1).eq(torch.arange(n)).float().mean())
 
 
-def evaluate(model, fmt, n: int = 200, steps: int = 16, tasks=None, seed: int = 0) -> dict:
+def evaluate(model, fmt, n: int = 200, steps: int = 16, tasks=None, seed: int = 0,
+             guidance: float = 0.0) -> dict:
     """One number per task; the issue's keys plus a few more (spoken VQA, audio->image,
     image->speech, the probe's view of generated speech, and for image replies the share of
-    the asked scene's attributes drawn right, `<task>_attr`, scored like captions)."""
-    ev = Evaluator(model, fmt, DecodeOptions(steps=steps), seed)
+    the asked scene's attributes drawn right, `<task>_attr`, scored like captions).
+    `guidance` is the classifier-free guidance scale of image and speech replies."""
+    ev = Evaluator(model, fmt, DecodeOptions(steps=steps, guidance=guidance), seed)
     tasks = tasks or list(LAYOUT)
     result: dict[str, float] = {}
     for name in tasks:

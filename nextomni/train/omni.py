@@ -51,6 +51,7 @@ from nextomni.model.modeling import from_pretrained, save_pretrained
 from nextomni.model.objective import ar_objective, dfm_objective
 from nextomni.model.sequence import Batch, collate
 from nextomni.tokenizers import AudioTokenizer, ImageTokenizer
+from nextomni.tokenizers.special import NULL, SPECIAL_TOKENS
 
 log = logging.getLogger("nextomni.train.omni")
 
@@ -119,7 +120,8 @@ def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
 
 def drop_condition(ex: Example) -> Example:
     """The unconditional version of a generation example (classifier-free guidance)."""
-    return Example(ex.task, [Turn("user", [text_part("<|null|>")]), ex.turns[-1]], ex.answer)
+    return Example(ex.task, [Turn("user", [text_part(SPECIAL_TOKENS[NULL])]), ex.turns[-1]],
+                   ex.answer)
 
 
 def silence_code(audio_tok: AudioTokenizer) -> tuple[int, ...]:
@@ -339,21 +341,39 @@ class Objective(nn.Module):
 def build_objective(cfg: OmniTrainConfig, tok: Tokenizers):
     """A model (fresh, or `cfg.init_from`'s) behind its training objective, what of it
     trains, and the optimizer."""
-    model = build_model(cfg, tok) if cfg.init_from is None else warm_start(cfg)
+    model = build_model(cfg, tok) if cfg.init_from is None else warm_start(cfg, tok)
     objective = Objective(model, tok.image, tok.audio, cfg)
     trainable = [p for p in objective.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(trainable, cfg.lr, weight_decay=0.01, betas=(0.9, 0.95))
     return objective, trainable, opt
 
 
-def warm_start(cfg: OmniTrainConfig) -> OmniModel:
-    """The checkpoint at `cfg.init_from`, in fp32, to train on with this run's objective."""
+def warm_start(cfg: OmniTrainConfig, tok: Tokenizers | None = None) -> OmniModel:
+    """The checkpoint at `cfg.init_from`, in fp32, to train on with this run's objective.
+
+    With `tok` (the run's tokenizers, e.g. `--tokenizers` naming a new image tokenizer), the
+    model's frozen copies of the image and audio codebooks are taken from them, so its
+    projectors and metric paths read the codes the run will feed it; the projectors and code
+    heads then relearn from their old weights. The text metric stays the checkpoint's: it
+    defines the text path the model was trained on."""
     model = from_pretrained(cfg.init_from, dtype=torch.float32)
     if model.config.causal != cfg.causal:
         kind = "causal (autoregressive)" if model.config.causal else "DFM"
         raise ValueError(f"{cfg.init_from} holds a {kind} model; "
                          f"{'add' if model.config.causal else 'drop'} --causal "
                          "or start from a matching checkpoint")
+    if tok is not None:
+        with torch.no_grad():
+            for name, codebook in (("image", tok.image.vq.codebook),
+                                   ("audio", tok.audio.vq.codebook)):
+                mine = getattr(model, f"{name}_codebook")
+                if mine.shape != codebook.shape:
+                    raise ValueError(f"the {name} tokenizer's codebook is {tuple(codebook.shape)}"
+                                     f" but {cfg.init_from} was trained on {tuple(mine.shape)}")
+                if not torch.allclose(mine, codebook.float(), atol=1e-2):
+                    log.info("%s codes differ from %s's: taking the tokenizer's", name,
+                             cfg.init_from)
+                mine.copy_(codebook)
     return model
 
 
