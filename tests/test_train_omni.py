@@ -42,9 +42,11 @@ def test_command_line_reaches_the_config():
     from nextomni.train.omni import parse_args
 
     cfg = parse_args(["--retrieval-pairs", "12", "--all-blocks", "--per-example-loss",
-                      "--batch-tokens", "4096", "--sft-steps", "7"])
+                      "--batch-tokens", "4096", "--sft-steps", "7", "--threads", "1"])
     assert (cfg.retrieval_pairs, cfg.all_blocks, cfg.per_example_loss, cfg.batch_tokens,
-            cfg.sft_steps) == (12, True, True, 4096, 7)
+            cfg.sft_steps, cfg.threads) == (12, True, True, 4096, 7, 1)
+    with pytest.raises(SystemExit):
+        parse_args(["--threads", "0"])
     assert parse_args([]) == OmniTrainConfig()
 
 
@@ -282,8 +284,14 @@ def test_max_minutes_stops_with_the_state_saved_and_a_rerun_finishes(tmp_path):
                   num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64,
                   pt_steps=2, cpt_steps=1, sft_steps=1, batch=2, retrieval_pairs=2,
                   save_every=100, max_len=2000, data_workers=0, max_minutes=0.0,
-                  per_example_loss=True)
-    train(cfg)
+                  per_example_loss=True, threads=1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        train(cfg)
+        assert torch.get_num_threads() == 1  # --threads
+    finally:
+        torch.set_num_threads(threads)
     state = json.loads((cfg.work / "state" / "step.json").read_text())
     assert state["step"] == 1 and not (out / "config.json").exists()
     record = json.loads((cfg.work / "log.jsonl").read_text().splitlines()[0])

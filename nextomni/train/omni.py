@@ -88,6 +88,10 @@ class OmniTrainConfig:
     save_every: int = 250
     bf16: bool = True
     data_workers: int = 1  # processes preparing batches (0: in the training process)
+    # CPU threads of the training step (None: torch's default, one per core). Two runs side
+    # by side on one machine want 1 each: oversubscribed OpenMP pools spin against each
+    # other and made a step ~4x slower here
+    threads: int | None = None
     # stop (state saved) once this many minutes have passed; rerunning continues the run,
     # so a long schedule can go in pieces that each fit a time-limited machine
     max_minutes: float | None = None
@@ -392,6 +396,8 @@ def train(cfg: OmniTrainConfig) -> OmniModel:
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
     acc = Accelerator(mixed_precision="bf16" if cfg.bf16 else "no")
     set_seed(cfg.seed)
     tok = load_tokenizers(tokenizer_folder(cfg))
@@ -516,6 +522,8 @@ def parse_args(argv=None) -> OmniTrainConfig:
                  "retrieval_pairs", "warmup"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
     p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads of the training step (default: one per core)")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="save and stop after this long; rerun the command to continue")
     p.add_argument("--no-bf16", action="store_true")
@@ -537,6 +545,8 @@ def parse_args(argv=None) -> OmniTrainConfig:
     bad = [s for s in stages if s not in ("pt", "cpt", "sft")]
     if bad:
         p.error(f"unknown stage(s) {bad}; choose from pt, cpt, sft")
+    if a.threads is not None and a.threads < 1:
+        p.error("--threads must be at least 1")
     return replace(d, out=a.out, work=a.work, stages=stages, pt_steps=a.pt_steps,
                    cpt_steps=a.cpt_steps, sft_steps=a.sft_steps, batch=a.batch,
                    batch_tokens=a.batch_tokens, data_workers=a.data_workers, seed=a.seed,
@@ -545,7 +555,7 @@ def parse_args(argv=None) -> OmniTrainConfig:
                    tokenizers=a.tokenizers, all_blocks=a.all_blocks,
                    all_blocks_from=a.all_blocks_from, max_minutes=a.max_minutes,
                    per_example_loss=a.per_example_loss, retrieval_pairs=a.retrieval_pairs,
-                   warmup=a.warmup, init_from=a.init_from)
+                   warmup=a.warmup, init_from=a.init_from, threads=a.threads)
 
 
 def main(argv=None) -> None:
