@@ -110,3 +110,23 @@ def test_data_pipeline_makes_the_baselines_batches_without_noised_copies():
     assert ar["causal"] and not dfm["causal"] and ar["loader"] == []
     # shorter without the noised copies: more examples fit the same positions
     assert ar["one_process"]["examples_per_step"] >= dfm["one_process"]["examples_per_step"]
+
+
+def test_condition_use_compares_own_null_and_other_prompts(tmp_path):
+    from bench import condition_use
+    from nextomni.data.tasks import make_example
+
+    dfm = tiny_checkpoint(tmp_path / "dfm")
+    r = condition_use.main(["--checkpoint", str(dfm), "--n", "2", "--t", "0.3",
+                            "--tasks", "caption,t2i"])
+    assert set(r) == {"caption", "t2i", "n_per_task"}
+    assert set(r["t2i"]) == {"t=0.3 own", "t=0.3 null", "t=0.3 other", "t=0.3 other/own"}
+    assert all(v > 0 for v in r["caption"].values())
+    # each reply keeps its answer and gets the next example's prompt
+    exs = [make_example("caption", s) for s in (1, 2, 3)]
+    other = condition_use.with_prompts(exs, "other")
+    assert [o.turns[-1] for o in other] == [e.turns[-1] for e in exs]
+    assert other[0].turns[:-1] == exs[1].turns[:-1] and other[2].turns[:-1] == exs[0].turns[:-1]
+    assert condition_use.with_prompts(exs, "null")[0].turns[0].parts[0].value == "<|null|>"
+    with pytest.raises(SystemExit):
+        condition_use.main(["--checkpoint", str(dfm), "--n", "1"])

@@ -256,3 +256,27 @@ def test_all_blocks_objective_trains():
     loss = dfm_objective(model, batch, generator=torch.Generator().manual_seed(0))
     loss.backward()
     assert torch.isfinite(loss) and model.lm_head.weight.grad.abs().sum() > 0
+
+
+def test_code_time_power_moves_only_code_blocks_towards_noise(monkeypatch):
+    """--code-time-power p: image / audio reply blocks are drawn at t = u^p, text blocks at u;
+    same draws otherwise."""
+    import nextomni.model.objective as objective
+
+    seen = []
+    real = objective.dfm_loss
+    monkeypatch.setattr(objective, "dfm_loss",
+                        lambda *a, **k: seen.append(k["t"].clone()) or real(*a, **k))
+    torch.manual_seed(0)
+    model = OmniModel(TINY)
+    batch = collate([sample_sequence(i, target_block=b) for i, b in enumerate((0, 2, 1, 2))])
+    for p in (1.0, 3.0):
+        dfm_objective(model, batch, generator=torch.Generator().manual_seed(0),
+                      code_time_power=p)
+    g = TINY.max_groups
+    code = (batch.kind != TEXT).repeat_interleave(g, dim=1)
+    target = batch.target.repeat_interleave(g, dim=1)
+    assert (code & target).any() and (~code & target).any()
+    assert torch.allclose(seen[1][code], seen[0][code] ** 3)
+    assert torch.equal(seen[1][~code], seen[0][~code])
+    assert seen[1][code & target].mean() < seen[0][code & target].mean()

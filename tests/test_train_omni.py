@@ -42,11 +42,13 @@ def test_command_line_reaches_the_config():
     from nextomni.train.omni import parse_args
 
     cfg = parse_args(["--retrieval-pairs", "12", "--all-blocks", "--per-example-loss",
-                      "--batch-tokens", "4096", "--sft-steps", "7", "--threads", "1"])
+                      "--batch-tokens", "4096", "--sft-steps", "7", "--threads", "1",
+                      "--code-time-power", "3"])
     assert (cfg.retrieval_pairs, cfg.all_blocks, cfg.per_example_loss, cfg.batch_tokens,
-            cfg.sft_steps, cfg.threads) == (12, True, True, 4096, 7, 1)
-    with pytest.raises(SystemExit):
-        parse_args(["--threads", "0"])
+            cfg.sft_steps, cfg.threads, cfg.code_time_power) == (12, True, True, 4096, 7, 1, 3)
+    for bad in (["--threads", "0"], ["--code-time-power", "0"]):
+        with pytest.raises(SystemExit):
+            parse_args(bad)
     assert parse_args([]) == OmniTrainConfig()
 
 

@@ -22,10 +22,15 @@ from nextomni.model.sequence import Batch, variable_spaces
 
 def dfm_objective(model: OmniModel, batch: Batch, paths=None,
                   generator: torch.Generator | None = None, t: Tensor | None = None,
-                  per_example: bool = False) -> Tensor:
+                  per_example: bool = False, code_time_power: float = 1.0) -> Tensor:
     """Mean cross-entropy over the response variables of `batch` (with `per_example`, the
     mean of each example's mean: see `dfm_loss`). Each target block gets its own time
-    t ~ U[0, 1) (one per example when there is one target block)."""
+    t ~ U[0, 1) (one per example when there is one target block).
+
+    `code_time_power` p > 1 draws image and audio blocks at t = u^p instead: more of them
+    near pure noise, where only the prompt tells what to draw (a block of codes can
+    otherwise be denoised from its own partly clean positions, and its loss teaches little
+    about the prompt: see bench/condition_use.py)."""
     b, length, g = batch.ids.shape
     space = variable_spaces(model.config, batch.kind).reshape(b, length * g)
     x1 = batch.ids.reshape(b, length * g)
@@ -35,7 +40,10 @@ def dfm_objective(model: OmniModel, batch: Batch, paths=None,
         segments = int(batch.segment.max()) + 1
         per_block = sample_time(b * segments, generator=generator,
                                 device=x1.device).reshape(b, segments)
-        t = per_block.gather(1, batch.segment).repeat_interleave(g, dim=1)
+        t = per_block.gather(1, batch.segment)
+        if code_time_power != 1.0:
+            t = torch.where(batch.kind == TEXT, t, t ** code_time_power)
+        t = t.repeat_interleave(g, dim=1)
 
     def denoise(x_t: Tensor):
         ids = x_t.reshape(b, length, g)

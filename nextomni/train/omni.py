@@ -108,6 +108,9 @@ class OmniTrainConfig:
     # variable: an image reply holds 256 variables and a one-word answer 16, so by variable
     # the text tasks that read images and speech get under a tenth of the gradient
     per_example_loss: bool = False
+    # image / audio reply blocks at t = u^p (p > 1: more of them near pure noise, where the
+    # prompt is all there is to go on; see dfm_objective)
+    code_time_power: float = 1.0
     tokenizers: Path | None = None  # where the tokenizers are (default: --init-from, --out)
     # warm start: begin from this checkpoint's weights (its shape, not the one above) with a
     # fresh optimizer and schedule, e.g. to train the shipped model further
@@ -310,7 +313,8 @@ class Objective(nn.Module):
             img = aud = torch.zeros((), device=dfm.device)
         else:
             dfm = dfm_objective(self.model, x.dfm, self.paths,
-                                per_example=self.cfg.per_example_loss)
+                                per_example=self.cfg.per_example_loss,
+                                code_time_power=self.cfg.code_time_power)
             img = self.image_reconstruction(x.images)
             aud = self.audio_reconstruction(x.mels, x.frames)
         ret = self.retrieval(x.pairs)
@@ -522,6 +526,8 @@ def parse_args(argv=None) -> OmniTrainConfig:
                  "retrieval_pairs", "warmup"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
     p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--code-time-power", type=float, default=d.code_time_power,
+                   help="DFM: draw image / audio reply blocks at t = u^P (P > 1: nearer noise)")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads of the training step (default: one per core)")
     p.add_argument("--max-minutes", type=float, default=None,
@@ -545,6 +551,8 @@ def parse_args(argv=None) -> OmniTrainConfig:
     bad = [s for s in stages if s not in ("pt", "cpt", "sft")]
     if bad:
         p.error(f"unknown stage(s) {bad}; choose from pt, cpt, sft")
+    if a.code_time_power <= 0:
+        p.error("--code-time-power must be > 0")
     if a.threads is not None and a.threads < 1:
         p.error("--threads must be at least 1")
     return replace(d, out=a.out, work=a.work, stages=stages, pt_steps=a.pt_steps,
@@ -555,7 +563,8 @@ def parse_args(argv=None) -> OmniTrainConfig:
                    tokenizers=a.tokenizers, all_blocks=a.all_blocks,
                    all_blocks_from=a.all_blocks_from, max_minutes=a.max_minutes,
                    per_example_loss=a.per_example_loss, retrieval_pairs=a.retrieval_pairs,
-                   warmup=a.warmup, init_from=a.init_from, threads=a.threads)
+                   warmup=a.warmup, init_from=a.init_from, threads=a.threads,
+                   code_time_power=a.code_time_power)
 
 
 def main(argv=None) -> None:
