@@ -32,13 +32,14 @@ class Evaluator:
     def __init__(self, model, fmt, options: DecodeOptions = DecodeOptions(), seed: int = 0):
         self.model, self.fmt, self.options, self.seed = model, fmt, options, seed
         self.latencies: list[float] = []  # seconds per task reply (not the scoring passes)
+        # guidance's unconditional prompt, the one condition dropout trained
+        self.uncond = fmt.prompt([Turn("user", [text_part(SPECIAL_TOKENS[NULL])])]) \
+            if options.guidance > 0 and not model.config.causal else None
 
     def respond(self, turns: list[Turn], i: int):
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + i)
-        uncond = None  # guidance's unconditional prompt, the one condition dropout trained
-        if self.options.guidance > 0 and not self.model.config.causal:
-            uncond = self.fmt.prompt([Turn("user", [text_part(SPECIAL_TOKENS[NULL])])])
-        return generate(self.model, self.fmt.prompt(turns), self.options, g, uncond_prompt=uncond)
+        return generate(self.model, self.fmt.prompt(turns), self.options, g,
+                        uncond_prompt=self.uncond)
 
     def text(self, ids) -> str:
         return self.fmt.tok.text.decode(ids)
