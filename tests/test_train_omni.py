@@ -43,10 +43,12 @@ def test_command_line_reaches_the_config():
 
     cfg = parse_args(["--retrieval-pairs", "12", "--all-blocks", "--per-example-loss",
                       "--batch-tokens", "4096", "--sft-steps", "7", "--threads", "1",
-                      "--code-time-power", "3"])
+                      "--code-time-power", "3", "--mix", "t2i=3,caption"])
     assert (cfg.retrieval_pairs, cfg.all_blocks, cfg.per_example_loss, cfg.batch_tokens,
             cfg.sft_steps, cfg.threads, cfg.code_time_power) == (12, True, True, 4096, 7, 1, 3)
-    for bad in (["--threads", "0"], ["--code-time-power", "0"]):
+    assert cfg.mix == {"t2i": 3.0, "caption": 1.0}
+    for bad in (["--threads", "0"], ["--code-time-power", "0"], ["--mix", "draw=1"],
+                ["--mix", "t2i=x"], ["--mix", "t2i=0"], ["--mix", "t2i=-1,caption=2"]):
         with pytest.raises(SystemExit):
             parse_args(bad)
     assert parse_args([]) == OmniTrainConfig()
@@ -351,6 +353,20 @@ def test_all_blocks_batches_hold_noised_copies(tmp_path):
 
     loss = dfm_objective(model, batch)
     assert torch.isfinite(loss)
+
+
+def test_mix_replaces_the_stage_mixture():
+    import numpy as np
+
+    from nextomni.data.mixture import sample_tasks
+
+    rng = np.random.default_rng(0)
+    assert {e.task for e in sample_tasks("pt", rng, 40, {"edit": 1.0})} == {"edit"}
+    tasks = [e.task for e in sample_tasks("sft", rng, 200, {"t2i": 3.0, "vqa": 1.0,
+                                                             "caption": 0.0})]
+    assert set(tasks) == {"t2i", "vqa"} and tasks.count("t2i") > 2 * tasks.count("vqa")
+    assert {e.task for e in sample_tasks("pt", rng, 60)} <= {"caption", "vqa", "t2i", "asr",
+                                                            "tts"}
 
 
 def test_data_workers_share_the_steps_in_order(monkeypatch):

@@ -21,12 +21,35 @@ STAGES: dict[str, dict[str, float]] = {
 }
 
 
-def sample_tasks(stage: str, rng: np.random.Generator, n: int) -> list[Example]:
-    """n training examples of `stage`, each from a fresh training seed."""
+def parse_mix(spec: str) -> dict[str, float]:
+    """`"t2i=4,caption=1"` -> {"t2i": 4.0, "caption": 1.0}: a mixture given on the command line."""
+    from nextomni.data.tasks import TASKS
+
+    mix: dict[str, float] = {}
+    for item in (x.strip() for x in spec.split(",") if x.strip()):
+        name, _, weight = item.partition("=")
+        if name not in TASKS:
+            raise ValueError(f"unknown task {name!r}; expected one of {sorted(TASKS)}")
+        try:
+            mix[name] = float(weight) if weight else 1.0
+        except ValueError:
+            raise ValueError(f"weight of {name!r} must be a number, got {weight!r}") from None
+        if mix[name] < 0:
+            raise ValueError(f"weight of {name!r} must be >= 0")
+    if not mix or sum(mix.values()) <= 0:
+        raise ValueError(f"a mixture needs a task of positive weight, got {spec!r}")
+    return mix
+
+
+def sample_tasks(stage: str, rng: np.random.Generator, n: int,
+                 mix: dict[str, float] | None = None) -> list[Example]:
+    """n training examples of `stage` (or of the task weights `mix`, which replace the
+    stage's), each from a fresh training seed."""
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; expected one of {list(STAGES)}")
-    names = list(STAGES[stage])
-    weights = np.array([STAGES[stage][k] for k in names], dtype=float)
+    weights_of = mix or STAGES[stage]
+    names = [k for k in weights_of if weights_of[k] > 0]
+    weights = np.array([weights_of[k] for k in names], dtype=float)
     picks = rng.choice(len(names), size=n, p=weights / weights.sum())
     seeds = rng.integers(TRAIN_SEEDS.start, TRAIN_SEEDS.stop, size=n)
     return [make_example(names[i], int(s)) for i, s in zip(picks, seeds)]

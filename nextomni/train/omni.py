@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from nextomni.data.mixture import sample_retrieval_pairs, sample_tasks
+from nextomni.data.mixture import parse_mix, sample_retrieval_pairs, sample_tasks
 from nextomni.data.speech import random_voice, speak
 from nextomni.data.splits import TRAIN_SEEDS
 from nextomni.data.tasks import Example, Turn, text as text_part
@@ -111,6 +111,9 @@ class OmniTrainConfig:
     # image / audio reply blocks at t = u^p (p > 1: more of them near pure noise, where the
     # prompt is all there is to go on; see dfm_objective)
     code_time_power: float = 1.0
+    # task weights that replace every stage's mixture (None: the stages' own, see
+    # nextomni/data/mixture.py), e.g. {"t2i": 1} to train one task alone
+    mix: dict[str, float] | None = None
     tokenizers: Path | None = None  # where the tokenizers are (default: --init-from, --out)
     # warm start: begin from this checkpoint's weights (its shape, not the one above) with a
     # fresh optimizer and schedule, e.g. to train the shipped model further
@@ -174,7 +177,7 @@ def dfm_batch(fmt: ChatFormatter, stage: str, rng, cfg: OmniTrainConfig) -> Batc
     seqs: list = []
     longest = 0
     while len(seqs) < cfg.batch:
-        ex = sample_tasks(stage, rng, 1)[0]
+        ex = sample_tasks(stage, rng, 1, cfg.mix)[0]
         if cfg.causal:  # next-token targets over the whole reply; no guidance to learn
             s = fmt.encode_full(ex.turns)
         else:
@@ -528,6 +531,8 @@ def parse_args(argv=None) -> OmniTrainConfig:
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--code-time-power", type=float, default=d.code_time_power,
                    help="DFM: draw image / audio reply blocks at t = u^P (P > 1: nearer noise)")
+    p.add_argument("--mix", default=None,
+                   help="task weights replacing every stage's mixture, e.g. t2i=3,caption=1")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads of the training step (default: one per core)")
     p.add_argument("--max-minutes", type=float, default=None,
@@ -555,6 +560,10 @@ def parse_args(argv=None) -> OmniTrainConfig:
         p.error("--code-time-power must be > 0")
     if a.threads is not None and a.threads < 1:
         p.error("--threads must be at least 1")
+    try:
+        mix = parse_mix(a.mix) if a.mix is not None else None
+    except ValueError as e:
+        p.error(str(e))
     return replace(d, out=a.out, work=a.work, stages=stages, pt_steps=a.pt_steps,
                    cpt_steps=a.cpt_steps, sft_steps=a.sft_steps, batch=a.batch,
                    batch_tokens=a.batch_tokens, data_workers=a.data_workers, seed=a.seed,
@@ -564,7 +573,7 @@ def parse_args(argv=None) -> OmniTrainConfig:
                    all_blocks_from=a.all_blocks_from, max_minutes=a.max_minutes,
                    per_example_loss=a.per_example_loss, retrieval_pairs=a.retrieval_pairs,
                    warmup=a.warmup, init_from=a.init_from, threads=a.threads,
-                   code_time_power=a.code_time_power)
+                   code_time_power=a.code_time_power, mix=mix)
 
 
 def main(argv=None) -> None:
