@@ -10,7 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from nextomni.data.splits import TRAIN_SEEDS
-from nextomni.data.tasks import Example, make_example, retrieval_pair, retrieval_siblings
+from nextomni.data.tasks import (
+    TASKS, Example, make_example, retrieval_pair, retrieval_siblings,
+)
 
 STAGES: dict[str, dict[str, float]] = {
     "pt": {"caption": 2, "vqa": 1, "t2i": 2, "asr": 2, "tts": 2},
@@ -23,8 +25,6 @@ STAGES: dict[str, dict[str, float]] = {
 
 def parse_mix(spec: str) -> dict[str, float]:
     """`"t2i=4,caption=1"` -> {"t2i": 4.0, "caption": 1.0}: a mixture given on the command line."""
-    from nextomni.data.tasks import TASKS
-
     mix: dict[str, float] = {}
     for item in (x.strip() for x in spec.split(",") if x.strip()):
         name, _, weight = item.partition("=")
