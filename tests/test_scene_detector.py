@@ -48,7 +48,9 @@ def test_rejects_what_is_not_a_picture():
 
 def test_attribute_accuracy_scores_captions_and_drawn_scenes_alike():
     from nextomni.data.world import Shape
-    from nextomni.eval.parse import caption_attribute_accuracy, scene_attribute_accuracy
+    from nextomni.eval.parse import (
+        caption_attribute_accuracy, scene_attribute_accuracy, scene_attribute_breakdown,
+    )
 
     scene = Scene((Shape(0, 0, "circle", "red", "small"), Shape(2, 2, "star", "blue", "large")),
                   "white")
@@ -60,3 +62,11 @@ def test_attribute_accuracy_scores_captions_and_drawn_scenes_alike():
     assert scene_attribute_accuracy(scene, wrong_colour) == (2, total)
     extra = Scene(scene.shapes + (Shape(1, 1, "square", "red", "small"),), "white")
     assert scene_attribute_accuracy(scene, extra) == (total, total + 3)
+    # the same scores attribute by attribute: what a drawing got wrong
+    assert scene_attribute_breakdown(scene, wrong_colour) == {
+        "background": (0, 1), "placed": (1, 2), "kind": (1, 2), "color": (0, 2),
+        "size": (1, 2), "empty": (7, 7)}
+    assert scene_attribute_breakdown(scene, extra)["empty"] == (6, 7)
+    assert scene_attribute_breakdown(scene, scene) == {
+        "background": (1, 1), "placed": (2, 2), "kind": (2, 2), "color": (2, 2),
+        "size": (2, 2), "empty": (7, 7)}

@@ -14,7 +14,10 @@ from nextomni.data.splits import heldout
 from nextomni.data.tasks import Part, Turn, make_example, text as text_part
 from nextomni.data.world import random_scene
 from nextomni.eval.metrics import wer, words
-from nextomni.eval.parse import caption_attribute_accuracy, scene_attribute_accuracy
+from nextomni.eval.parse import (
+    attribute_breakdown, caption_attribute_accuracy, scene_attribute_accuracy,
+    scene_attribute_breakdown,
+)
 from nextomni.eval.scene_detector import detect
 from nextomni.model.embedding import embed_parts
 from nextomni.model.generate import DecodeOptions, generate
@@ -58,18 +61,23 @@ class Evaluator:
 
     def task(self, name: str, n: int) -> dict:
         refs, outs, probes, hits, attrs = [], [], [], [], []
+        by_attr: dict[str, np.ndarray] = {}  # image replies: (correct, total) per attribute
         for i, seed in enumerate(tqdm(heldout(n), desc=name, leave=False)):
             ex = make_example(name, seed)
             out = self.respond(ex.turns[:-1], i)
             self.latencies.append(out.stats["latency_s"])
             wrong_layout = out.layout != LAYOUT[name]
             if LAYOUT[name] == "image":
-                if wrong_layout:
+                if wrong_layout:  # nothing drawn, no background
                     hits.append(False), attrs.append(0.0)
-                    continue
-                drawn = self.image_scene(out.image_codes)
-                c, t = scene_attribute_accuracy(ex.answer, drawn)
-                hits.append(drawn == ex.answer), attrs.append(c / t)
+                    by = attribute_breakdown(ex.answer, [], None)
+                else:
+                    drawn = self.image_scene(out.image_codes)
+                    c, t = scene_attribute_accuracy(ex.answer, drawn)
+                    hits.append(drawn == ex.answer), attrs.append(c / t)
+                    by = scene_attribute_breakdown(ex.answer, drawn)
+                for k, ct in by.items():
+                    by_attr[k] = by_attr.get(k, np.zeros(2)) + ct
             elif LAYOUT[name] == "audio":
                 own, probe = ("", "") if wrong_layout else self.hear(out.audio_codes, i)
                 refs.append(ex.answer), outs.append(own), probes.append(probe)
@@ -89,6 +97,7 @@ class Evaluator:
         res = {"acc": float(np.mean(hits))}
         if attrs:  # partial credit: what of the asked scene an image gets right
             res["attr"] = float(np.mean(attrs))
+            res["attr_by"] = {k: float(c / t) if t else 1.0 for k, (c, t) in by_attr.items()}
         return res
 
     def embed(self, parts: list[Part], batch: int = 32) -> torch.Tensor:
@@ -106,7 +115,8 @@ def evaluate(model, fmt, n: int = 200, steps: int = 16, tasks=None, seed: int = 
              guidance: float = 0.0) -> dict:
     """One number per task; the issue's keys plus a few more (spoken VQA, audio->image,
     image->speech, the probe's view of generated speech, and for image replies the share of
-    the asked scene's attributes drawn right, `<task>_attr`, scored like captions).
+    the asked scene's attributes drawn right, `<task>_attr`, scored like captions, and that
+    score attribute by attribute, `<task>_attr_by`: see `parse.attribute_breakdown`).
     `guidance` is the classifier-free guidance scale of image and speech replies."""
     ev = Evaluator(model, fmt, DecodeOptions(steps=steps, guidance=guidance), seed)
     tasks = tasks or list(LAYOUT)
@@ -117,6 +127,7 @@ def evaluate(model, fmt, n: int = 200, steps: int = 16, tasks=None, seed: int = 
             result[f"{name}_acc"] = r["acc"]
             if "attr" in r:
                 result[f"{name}_attr"] = r["attr"]
+                result[f"{name}_attr_by"] = r["attr_by"]
         else:
             result[f"{name}_wer"] = r["wer"]
             if "wer_probe" in r:

@@ -37,18 +37,39 @@ def caption_attribute_accuracy(scene, text: str) -> tuple[int, int]:
 
 def scene_attribute_accuracy(scene, drawn) -> tuple[int, int]:
     """The same score for a generated image, read back as the scene `drawn` (the detector's)."""
-    shapes = [{"cell": s.cell, "kind": s.kind, "color": s.color, "size": s.size}
-              for s in drawn.shapes]
-    return attribute_accuracy(scene, shapes, drawn.background)
+    return attribute_accuracy(scene, _shapes(drawn), drawn.background)
+
+
+def scene_attribute_breakdown(scene, drawn) -> dict[str, tuple[int, int]]:
+    """`attribute_breakdown` of a generated image read back as the scene `drawn`."""
+    return attribute_breakdown(scene, _shapes(drawn), drawn.background)
+
+
+def _shapes(drawn) -> list[dict]:
+    return [{"cell": s.cell, "kind": s.kind, "color": s.color, "size": s.size}
+            for s in drawn.shapes]
 
 
 def attribute_accuracy(scene, shapes: list[dict], bg: str | None) -> tuple[int, int]:
+    """(correct, total): the background, each asked shape's kind, colour and size, and three
+    errors for every shape in a cell the scene leaves empty."""
+    by = attribute_breakdown(scene, shapes, bg)
+    correct = sum(by[a][0] for a in ("background", "kind", "color", "size"))
+    extra = by["empty"][1] - by["empty"][0]
+    return correct, 1 + 3 * len(scene.shapes) + 3 * extra
+
+
+def attribute_breakdown(scene, shapes: list[dict], bg: str | None) -> dict[str, tuple[int, int]]:
+    """(correct, total) by attribute, to tell what a model gets wrong: the background; of the
+    asked shapes, those with something in their cell (`placed`) and those whose kind, colour,
+    size is right there; of the cells the scene leaves free, those left empty."""
     by_cell = {s["cell"]: s for s in shapes}
-    correct, total = int(bg == scene.background), 1
-    for s in scene.shapes:
-        got = by_cell.get(s.cell)
-        for attr in ("kind", "color", "size"):
-            total += 1
-            correct += int(got is not None and got[attr] == getattr(s, attr))
-    extra = len([c for c in by_cell if scene.at(c) is None])
-    return correct, total + 3 * extra
+    asked = [(s, by_cell.get(s.cell)) for s in scene.shapes]
+    counts = {"background": (int(bg == scene.background), 1),
+              "placed": (sum(got is not None for _, got in asked), len(asked))}
+    for attr in ("kind", "color", "size"):
+        counts[attr] = (sum(got is not None and got[attr] == getattr(s, attr)
+                            for s, got in asked), len(asked))
+    free = scene.free_cells()
+    counts["empty"] = (sum(c not in by_cell for c in free), len(free))
+    return counts
