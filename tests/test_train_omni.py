@@ -76,6 +76,7 @@ def test_tiny_pipeline_trains_exports_and_evaluates(tmp_path, monkeypatch):
     assert 0 <= result["t2i_attr"] <= 1 and "caption_attr" not in result
     assert set(result["t2i_attr_by"]) == {"background", "placed", "kind", "color", "size", "empty"}
     assert all(0 <= v <= 1 for v in result["t2i_attr_by"].values())
+    assert all(0 <= result[f"{t}_kind"] <= 1 for t in ("caption", "vqa", "t2i", "tts"))
     # --guidance: replies are decoded against the <|null|> prompt too (it changes the codes)
     import nextomni.eval.omni as eval_omni
     from nextomni.data.tasks import make_example

@@ -62,11 +62,13 @@ class Evaluator:
     def task(self, name: str, n: int) -> dict:
         refs, outs, probes, hits, attrs = [], [], [], [], []
         by_attr: dict[str, np.ndarray] = {}  # image replies: (correct, total) per attribute
+        kind_ok = []  # the reply was of the asked kind (text, image or speech)
         for i, seed in enumerate(tqdm(heldout(n), desc=name, leave=False)):
             ex = make_example(name, seed)
             out = self.respond(ex.turns[:-1], i)
             self.latencies.append(out.stats["latency_s"])
             wrong_layout = out.layout != LAYOUT[name]
+            kind_ok.append(not wrong_layout)
             if LAYOUT[name] == "image":
                 if wrong_layout:  # nothing drawn, no background
                     hits.append(False), attrs.append(0.0)
@@ -90,11 +92,11 @@ class Evaluator:
             else:
                 hits.append(words(self.text(out.text_ids)) == words(ex.answer))
         if refs:
-            res = {"wer": wer(refs, outs)}
+            res = {"wer": wer(refs, outs), "kind": float(np.mean(kind_ok))}
             if probes:
                 res["wer_probe"] = wer(refs, probes)
             return res
-        res = {"acc": float(np.mean(hits))}
+        res = {"acc": float(np.mean(hits)), "kind": float(np.mean(kind_ok))}
         if attrs:  # partial credit: what of the asked scene an image gets right
             res["attr"] = float(np.mean(attrs))
             res["attr_by"] = {k: float(c / t) if t else 1.0 for k, (c, t) in by_attr.items()}
@@ -116,13 +118,15 @@ def evaluate(model, fmt, n: int = 200, steps: int = 16, tasks=None, seed: int = 
     """One number per task; the issue's keys plus a few more (spoken VQA, audio->image,
     image->speech, the probe's view of generated speech, and for image replies the share of
     the asked scene's attributes drawn right, `<task>_attr`, scored like captions, and that
-    score attribute by attribute, `<task>_attr_by`: see `parse.attribute_breakdown`).
+    score attribute by attribute, `<task>_attr_by`: see `parse.attribute_breakdown`), and
+    the share of replies of the asked kind, `<task>_kind`.
     `guidance` is the classifier-free guidance scale of image and speech replies."""
     ev = Evaluator(model, fmt, DecodeOptions(steps=steps, guidance=guidance), seed)
     tasks = tasks or list(LAYOUT)
     result: dict[str, float] = {}
     for name in tasks:
         r = ev.task(name, n)
+        result[f"{name}_kind"] = r["kind"]  # share of replies of the asked kind
         if "acc" in r:
             result[f"{name}_acc"] = r["acc"]
             if "attr" in r:
