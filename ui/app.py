@@ -33,7 +33,8 @@ def examples() -> list[dict]:
         {"text": "how many blue shapes are there?", "files": [str(e / "scene.png")]},
         {"text": "what did I say?", "files": [str(e / "question.wav")]},
         {"text": "which way do they move?", "files": [str(e / "motion.mp4")]},
-        {"text": "say 'a small green triangle on the left on a white background'", "files": []},
+        {"text": "read this aloud: a small green triangle on the left on a white background",
+         "files": []},
     ]
 
 

@@ -21,7 +21,10 @@ class Settings:
     seed: int = 0
     steps: int = 16            # denoising steps per block, at most (DFM)
     block_size: int | None = None  # None: the block size the model was trained with
-    guidance: float = 0.0      # classifier-free guidance for image / audio replies
+    # classifier-free guidance for image / audio replies; 3 draws more of the asked scene
+    # (nano, 200 held-out items: edits 33% -> 48% of attributes, text -> image 18% -> 22%)
+    # at twice the forward passes of those replies; text replies never pay for it
+    guidance: float = 3.0
     max_tokens: int = 128      # longest text reply; speech gets up to 2x this many positions
     temperature: float = 0.0   # 0: greedy
     confidence: float = 0.9    # a block stops early once every token is this sure
