@@ -70,7 +70,7 @@ class Evaluator:
             wrong_layout = out.layout != LAYOUT[name]
             kind_ok.append(not wrong_layout)
             if LAYOUT[name] == "image":
-                if wrong_layout:  # nothing drawn, no background
+                if wrong_layout:  # nothing drawn: its free cells count as left empty
                     hits.append(False), attrs.append(0.0)
                     by = attribute_breakdown(ex.answer, [], None)
                 else:
@@ -118,12 +118,12 @@ def evaluate(model, fmt, n: int = 200, steps: int = 16, tasks=None, seed: int = 
     """One number per task; the issue's keys plus a few more (spoken VQA, audio->image,
     image->speech, the probe's view of generated speech, and for image replies the share of
     the asked scene's attributes drawn right, `<task>_attr`, scored like captions, and that
-    score attribute by attribute, `<task>_attr_by`: see `parse.attribute_breakdown`), and
-    the share of replies of the asked kind, `<task>_kind`.
+    score attribute by attribute, `<task>_attr_by`, counted over all items: see
+    `parse.attribute_breakdown`), and the share of replies of the asked kind, `<task>_kind`.
     `guidance` is the classifier-free guidance scale of image and speech replies."""
     ev = Evaluator(model, fmt, DecodeOptions(steps=steps, guidance=guidance), seed)
     tasks = tasks or list(LAYOUT)
-    result: dict[str, float] = {}
+    result: dict[str, float | dict[str, float]] = {}
     for name in tasks:
         r = ev.task(name, n)
         result[f"{name}_kind"] = r["kind"]  # share of replies of the asked kind

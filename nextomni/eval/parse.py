@@ -55,7 +55,7 @@ def attribute_accuracy(scene, shapes: list[dict], bg: str | None) -> tuple[int, 
     errors for every shape in a cell the scene leaves empty."""
     by = attribute_breakdown(scene, shapes, bg)
     correct = sum(by[a][0] for a in ("background", "kind", "color", "size"))
-    extra = by["empty"][1] - by["empty"][0]
+    extra = sum(scene.at(c) is None for c in {s["cell"] for s in shapes})
     return correct, 1 + 3 * len(scene.shapes) + 3 * extra
 
 
