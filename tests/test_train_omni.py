@@ -77,6 +77,17 @@ def test_tiny_pipeline_trains_exports_and_evaluates(tmp_path, monkeypatch):
     assert set(result["t2i_attr_by"]) == {"background", "placed", "kind", "color", "size", "empty"}
     assert all(0 <= v <= 1 for v in result["t2i_attr_by"].values())
     assert all(0 <= result[f"{t}_kind"] <= 1 for t in ("caption", "vqa", "t2i", "tts"))
+    # --workers: the tasks shared by processes give the same numbers, keys in the same order
+    from nextomni.eval.parallel import evaluate_parallel
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the workers' thread count, so that rounding is the same too
+    try:
+        one = evaluate(model, fmt, n=2, steps=2, tasks=["caption", "t2i", "tts"])
+    finally:
+        torch.set_num_threads(threads)
+    shared = evaluate_parallel(out, 2, n=2, steps=2, tasks=["caption", "t2i", "tts"])
+    assert list(shared) == list(one) and shared == one
     # --guidance: replies are decoded against the <|null|> prompt too (it changes the codes)
     import nextomni.eval.omni as eval_omni
     from nextomni.data.tasks import make_example

@@ -1,5 +1,5 @@
 """python -m nextomni.eval --checkpoint checkpoints/nano [--n N] [--steps S] [--guidance W]
-    [--tasks a,b] [--json FILE]
+    [--tasks a,b] [--workers K] [--json FILE]
 
 Held-out evaluation of every task of the omni model (see nextomni/eval/omni.py).
 """
@@ -23,10 +23,14 @@ def main(argv=None) -> None:
     p.add_argument("--guidance", type=float, default=0.0,
                    help="classifier-free guidance scale of image and speech replies")
     p.add_argument("--tasks", default=",".join(LAYOUT), help="comma-separated subset")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes sharing the tasks, one thread each (the same numbers)")
     p.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     a = p.parse_args(argv)
     if a.n < 1:
         p.error("--n must be at least 1")
+    if a.workers < 1:
+        p.error("--workers must be at least 1")
     if a.guidance < 0:
         p.error("--guidance must be >= 0")
     tasks = [t for t in a.tasks.split(",") if t]
@@ -34,8 +38,14 @@ def main(argv=None) -> None:
     if unknown:
         p.error(f"unknown task(s) {unknown}; choose from {', '.join(LAYOUT)}")
     logging.basicConfig(level=logging.INFO)
-    model, fmt = load_checkpoint(a.checkpoint)
-    result = evaluate(model, fmt, a.n, a.steps, tasks, guidance=a.guidance)
+    if a.workers > 1:
+        from nextomni.eval.parallel import evaluate_parallel
+
+        result = evaluate_parallel(a.checkpoint, a.workers, a.n, a.steps, tasks,
+                                   guidance=a.guidance)
+    else:
+        model, fmt = load_checkpoint(a.checkpoint)
+        result = evaluate(model, fmt, a.n, a.steps, tasks, guidance=a.guidance)
     report(result, a.json)
 
 

@@ -35,6 +35,7 @@ class Evaluator:
     def __init__(self, model, fmt, options: DecodeOptions = DecodeOptions(), seed: int = 0):
         self.model, self.fmt, self.options, self.seed = model, fmt, options, seed
         self.latencies: list[float] = []  # seconds per task reply (not the scoring passes)
+        self.progress = True  # a bar per task (off in worker processes)
         # guidance's unconditional prompt, the one condition dropout trained
         self.uncond = fmt.prompt([Turn("user", [text_part(SPECIAL_TOKENS[NULL])])]) \
             if options.guidance > 0 and not model.config.causal else None
@@ -63,7 +64,7 @@ class Evaluator:
         refs, outs, probes, hits, attrs = [], [], [], [], []
         by_attr: dict[str, np.ndarray] = {}  # image replies: (correct, total) per attribute
         kind_ok = []  # the reply was of the asked kind (text, image or speech)
-        for i, seed in enumerate(tqdm(heldout(n), desc=name, leave=False)):
+        for i, seed in enumerate(tqdm(heldout(n), desc=name, leave=False, disable=not self.progress)):
             ex = make_example(name, seed)
             out = self.respond(ex.turns[:-1], i)
             self.latencies.append(out.stats["latency_s"])
@@ -113,6 +114,22 @@ class Evaluator:
         return float((texts @ images.T).argmax(1).eq(torch.arange(n)).float().mean())
 
 
+def task_numbers(ev: Evaluator, name: str, n: int) -> dict:
+    """The JSON entries of one task: `<task>_acc` or `<task>_wer` and its companions."""
+    r = ev.task(name, n)
+    result: dict[str, float | dict[str, float]] = {f"{name}_kind": r["kind"]}
+    if "acc" in r:
+        result[f"{name}_acc"] = r["acc"]
+        if "attr" in r:
+            result[f"{name}_attr"] = r["attr"]
+            result[f"{name}_attr_by"] = r["attr_by"]
+    else:
+        result[f"{name}_wer"] = r["wer"]
+        if "wer_probe" in r:
+            result[f"{name}_wer_probe"] = r["wer_probe"]
+    return result
+
+
 def evaluate(model, fmt, n: int = 200, steps: int = 16, tasks=None, seed: int = 0,
              guidance: float = 0.0) -> dict:
     """One number per task; the issue's keys plus a few more (spoken VQA, audio->image,
@@ -122,20 +139,9 @@ def evaluate(model, fmt, n: int = 200, steps: int = 16, tasks=None, seed: int = 
     `parse.attribute_breakdown`), and the share of replies of the asked kind, `<task>_kind`.
     `guidance` is the classifier-free guidance scale of image and speech replies."""
     ev = Evaluator(model, fmt, DecodeOptions(steps=steps, guidance=guidance), seed)
-    tasks = tasks or list(LAYOUT)
     result: dict[str, float | dict[str, float]] = {}
-    for name in tasks:
-        r = ev.task(name, n)
-        result[f"{name}_kind"] = r["kind"]  # share of replies of the asked kind
-        if "acc" in r:
-            result[f"{name}_acc"] = r["acc"]
-            if "attr" in r:
-                result[f"{name}_attr"] = r["attr"]
-                result[f"{name}_attr_by"] = r["attr_by"]
-        else:
-            result[f"{name}_wer"] = r["wer"]
-            if "wer_probe" in r:
-                result[f"{name}_wer_probe"] = r["wer_probe"]
+    for name in tasks or list(LAYOUT):
+        result.update(task_numbers(ev, name, n))
     result["retrieval_r1"] = ev.retrieval(n)
     result["n"] = n
     result["steps"] = steps
