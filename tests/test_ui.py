@@ -66,19 +66,21 @@ def test_chat_streams_and_stores_the_turn(h, tmp_path):
                           None, *FAST))
     history, sid, stats = updates[-1]
     assert sid and "reply" in stats and "seed 0" in stats
-    assert history[0] == {"role": "user", "content": "what do you see?"}
-    assert history[1]["content"]["path"] == str(img)
+    # the attachment goes first, then the words about it: the order the model was trained on
+    assert history[0]["content"]["path"] == str(img)
+    assert history[1] == {"role": "user", "content": "what do you see?"}
     assert history[-1]["role"] == "assistant"
     assert any("denoising" in u[2] for u in updates)
     turns = h.store.turns(sid, "browser:a")
     assert [(t.role, t.status) for t in turns] == [("user", "done"), ("assistant", "done")]
+    assert [p.kind for p in turns[0].parts] == ["image", "text"]
     assert turns[1].settings["seed"] == 0 and turns[1].metrics["steps"] > 0
     assert h.session_choices("browser:a")[0][1] == sid and h.session_choices("browser:b") == []
     # the next turn continues the session
     history, sid2, _ = last(h.chat({"text": "and now?", "files": []}, history, "browser:a", sid,
                                    *FAST))
     assert sid2 == sid and len(h.store.turns(sid, "browser:a")) == 4
-    assert h.resume(sid, "browser:a")[0]["content"] == "what do you see?"
+    assert h.resume(sid, "browser:a")[1]["content"] == "what do you see?"
 
 
 @pytest.mark.parametrize("message, match", [

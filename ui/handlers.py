@@ -139,12 +139,12 @@ class Handlers:
         """A generator of (chat history, session id, statistics) as the reply streams in."""
         message = message or {}
         text, files = message.get("text", ""), message.get("files", [])
-        shown = list(history or [])
-        if text and text.strip():
-            shown.append({"role": "user", "content": text})
+        shown = list(history or [])  # in the order the model reads it: files, then words
         for f in files:
             shown.append({"role": "user", "content": {"path": f if isinstance(f, str)
                                                       else f["path"]}})
+        if text and text.strip():
+            shown.append({"role": "user", "content": text})
         try:
             settings = settings_from(values)
         except (SettingsError, TypeError, ValueError) as e:
