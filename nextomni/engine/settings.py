@@ -22,7 +22,7 @@ class Settings:
     steps: int = 16            # denoising steps per block, at most (DFM)
     block_size: int | None = None  # None: the block size the model was trained with
     # classifier-free guidance for image / audio replies; 3 draws more of the asked scene
-    # (nano, 200 held-out items: edits 45% -> 64% of attributes, text -> image 38% -> 40%)
+    # (nano, 200 held-out items: edits 45% -> 64% of attributes, text -> image 39% -> 40%)
     # at twice the forward passes of those replies; text replies never pay for it
     guidance: float = 3.0
     max_tokens: int = 128      # longest text reply; speech gets up to 2x this many positions
