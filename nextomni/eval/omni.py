@@ -64,7 +64,8 @@ class Evaluator:
         refs, outs, probes, hits, attrs = [], [], [], [], []
         by_attr: dict[str, np.ndarray] = {}  # image replies: (correct, total) per attribute
         kind_ok = []  # the reply was of the asked kind (text, image or speech)
-        for i, seed in enumerate(tqdm(heldout(n), desc=name, leave=False, disable=not self.progress)):
+        items = tqdm(heldout(n), desc=name, leave=False, disable=not self.progress)
+        for i, seed in enumerate(items):
             ex = make_example(name, seed)
             out = self.respond(ex.turns[:-1], i)
             self.latencies.append(out.stats["latency_s"])
