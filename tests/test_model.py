@@ -1,6 +1,9 @@
 """OmniModel at a tiny random size: training mechanics, save/load, attention, quantization."""
 
+from pathlib import Path
+
 import torch
+
 import pytest
 
 from nextomni.model import AUDIO, IMAGE, TEXT, OmniConfig, OmniModel
@@ -121,8 +124,8 @@ def test_padding_is_masked():
 def test_save_load_round_trip_is_bit_exact(tmp_path):
     torch.manual_seed(0)
     model = OmniModel(TINY).eval()
-    save_pretrained(model, tmp_path)
-    loaded = from_pretrained(tmp_path)
+    model.save_pretrained(tmp_path)
+    loaded = OmniModel.from_pretrained(tmp_path)
     a, b = model.state_dict(), loaded.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     s = collate([sample_sequence(4)])
@@ -133,6 +136,21 @@ def test_save_load_round_trip_is_bit_exact(tmp_path):
         from_pretrained(tmp_path / "missing")
     with pytest.raises(ValueError, match="quantization"):
         from_pretrained(tmp_path, quantization="3bit")
+
+
+def test_save_pretrained_with_tokenizers_writes_a_folder_the_app_opens(tmp_path):
+    from nextomni.model.loading import load_checkpoint, load_tokenizers
+
+    nano = Path(__file__).resolve().parents[1] / "checkpoints" / "nano"
+    model = OmniModel.from_pretrained(nano)
+    model.save_pretrained(tmp_path / "bare")
+    with pytest.raises(FileNotFoundError):  # weights alone: no tokenizers to feed them
+        load_checkpoint(tmp_path / "bare")
+    model.save_pretrained(tmp_path / "whole", tokenizers=load_tokenizers(nano))
+    again, fmt = load_checkpoint(tmp_path / "whole")
+    assert fmt.tok.text.encode("a red circle") == load_tokenizers(nano).text.encode("a red circle")
+    a, b = model.state_dict(), again.state_dict()
+    assert all(torch.equal(a[k], b[k].to(a[k].dtype)) for k in a)
 
 
 @pytest.mark.parametrize("mode", ["4bit", "8bit"])

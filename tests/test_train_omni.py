@@ -43,9 +43,10 @@ def test_command_line_reaches_the_config():
 
     cfg = parse_args(["--retrieval-pairs", "12", "--all-blocks", "--per-example-loss",
                       "--batch-tokens", "4096", "--sft-steps", "7", "--threads", "1",
-                      "--code-time-power", "3", "--mix", "t2i=3,caption"])
+                      "--code-time-power", "3", "--mix", "t2i=3,caption", "--one-modality"])
     assert (cfg.retrieval_pairs, cfg.all_blocks, cfg.per_example_loss, cfg.batch_tokens,
             cfg.sft_steps, cfg.threads, cfg.code_time_power) == (12, True, True, 4096, 7, 1, 3)
+    assert cfg.one_modality and not OmniTrainConfig().one_modality
     assert cfg.mix == {"t2i": 3.0, "caption": 1.0}
     for bad in (["--threads", "0"], ["--code-time-power", "0"], ["--mix", "draw=1"],
                 ["--mix", "t2i=x"], ["--mix", "t2i=0"], ["--mix", "t2i=-1,caption=2"]):
@@ -367,6 +368,71 @@ def test_all_blocks_batches_hold_noised_copies(tmp_path):
 
     loss = dfm_objective(model, batch)
     assert torch.isfinite(loss)
+
+
+def test_one_modality_batches_reply_in_one_modality_and_keep_the_task_shares(tmp_path):
+    import numpy as np
+
+    from nextomni.data.mixture import REPLY_MODALITY, STAGES, one_modality
+    from nextomni.model.config import AUDIO, IMAGE, TEXT
+    from nextomni.model.formatting import ChatFormatter
+    from nextomni.model.loading import load_tokenizers
+    from nextomni.train.omni import build_model, dfm_batch
+
+    assert set(REPLY_MODALITY) == set(STAGES["sft"]) | {"spoken_vqa"}
+    rng = np.random.default_rng(0)
+    weights = {"t2i": 6, "edit": 3, "tts": 3, "caption": 2, "vqa": 0}
+    draws = [one_modality(weights, rng) for _ in range(3000)]
+    assert all(len({REPLY_MODALITY[t] for t in d}) == 1 and "vqa" not in d for d in draws)
+    image = sum("t2i" in d for d in draws) / len(draws)
+    assert abs(image - 9 / 14) < 0.03  # the image tasks' share of the weight
+
+    tiny_tokenizers(tmp_path)
+    tok = load_tokenizers(tmp_path)
+    cfg = replace(OmniTrainConfig(), hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1,
+                  intermediate_size=64, batch=6, max_len=4000, batch_tokens=100_000,
+                  all_blocks=True)  # every reply block a target: its kind shows
+    fmt = ChatFormatter(build_model(cfg, tok).config, tok)
+
+    def reply_kinds(c, seed):
+        """Each example's reply modality (an image or speech reply ends in text tokens)."""
+        b = dfm_batch(fmt, "sft", np.random.default_rng(seed), c)
+        return {max({int(k) for k in row_kind[row_target.bool()]} - {TEXT}, default=TEXT)
+                for row_kind, row_target in zip(b.kind, b.target)}
+
+    mixed = [reply_kinds(cfg, s) for s in range(6)]
+    assert any(len(k) > 1 for k in mixed)  # the default: replies of every kind together
+    one = [reply_kinds(replace(cfg, one_modality=True), s) for s in range(6)]
+    assert all(len(k) == 1 for k in one) and set().union(*one) <= {TEXT, IMAGE, AUDIO}
+
+
+def test_one_generation_example_in_ten_is_trained_without_its_prompt(tmp_path):
+    """Condition dropout: the null prompt guidance needs, on generation tasks only."""
+    import numpy as np
+
+    from nextomni.model.config import TEXT
+    from nextomni.model.formatting import ChatFormatter
+    from nextomni.model.loading import load_tokenizers
+    from nextomni.tokenizers.special import NULL
+    from nextomni.train.omni import build_model, dfm_batch
+
+    tiny_tokenizers(tmp_path)
+    tok = load_tokenizers(tmp_path)
+    cfg = replace(OmniTrainConfig(), hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1,
+                  intermediate_size=64, batch=25, max_len=4000, batch_tokens=10**6)
+    fmt = ChatFormatter(build_model(cfg, tok).config, tok)
+
+    def dropped(c, seed) -> list[bool]:
+        b = dfm_batch(fmt, "sft", np.random.default_rng(seed), c)
+        return [bool(((ids[:, 0] == NULL) & (kind == TEXT)).any())
+                for ids, kind in zip(b.ids, b.kind)]
+
+    t2i = [d for s in range(16) for d in dropped(replace(cfg, mix={"t2i": 1}), s)]
+    assert len(t2i) == 400 and 0.06 < sum(t2i) / len(t2i) < 0.14
+    assert not any(dropped(replace(cfg, mix={"caption": 1}), 0))  # reading tasks keep theirs
+    assert all(dropped(replace(cfg, mix={"tts": 1}, cond_dropout=1.0), 0))
+    causal = replace(cfg, mix={"t2i": 1}, causal=True)
+    assert not any(d for s in range(4) for d in dropped(causal, s))  # no guidance to learn
 
 
 def test_mix_replaces_the_stage_mixture():

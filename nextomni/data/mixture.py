@@ -41,6 +41,26 @@ def parse_mix(spec: str) -> dict[str, float]:
     return mix
 
 
+# what each task replies with; `one_modality` keeps a batch to one of these
+REPLY_MODALITY: dict[str, str] = {
+    "caption": "text", "vqa": "text", "asr": "text", "video": "text", "spoken_vqa": "text",
+    "t2i": "image", "edit": "image", "a2i": "image", "tts": "audio", "i2s": "audio",
+}
+
+
+def one_modality(weights: dict[str, float], rng: np.random.Generator) -> dict[str, float]:
+    """The tasks of `weights` that reply in one modality, drawn with the share of the weight
+    its tasks hold: batch by batch one kind of reply, over many batches every task as often
+    as in `weights`."""
+    groups: dict[str, dict[str, float]] = {}
+    for task, w in weights.items():
+        if w > 0:
+            groups.setdefault(REPLY_MODALITY[task], {})[task] = w
+    names = sorted(groups)
+    totals = np.array([sum(groups[m].values()) for m in names])
+    return groups[names[int(rng.choice(len(names), p=totals / totals.sum()))]]
+
+
 def sample_tasks(stage: str, rng: np.random.Generator, n: int,
                  mix: dict[str, float] | None = None) -> list[Example]:
     """n training examples of `stage` (or of the task weights `mix`, which replace the

@@ -172,6 +172,17 @@ class OmniModel(nn.Module):
     def num_parameters(self, trainable_only: bool = True) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
+    # ------------------------------------------------------------------ save / load
+    @classmethod
+    def from_pretrained(cls, path_or_hub_id, **kwargs) -> "OmniModel":
+        """The model of a checkpoint folder or hub id (`from_pretrained` below: device,
+        quantization, dtype); `nextomni.model.loading.load_checkpoint` adds its tokenizers."""
+        return from_pretrained(path_or_hub_id, **kwargs)
+
+    def save_pretrained(self, directory, tokenizers=None) -> None:
+        """An HF-style folder (`save_pretrained` below), whole with `tokenizers`."""
+        save_pretrained(self, directory, tokenizers)
+
 
 # ---------------------------------------------------------------------- save / load
 
@@ -179,9 +190,11 @@ CONFIG_FILE, WEIGHTS_FILE, BACKBONE_DIR = "config.json", "model.safetensors", "b
 QUANTIZATIONS = (None, "4bit", "8bit")
 
 
-def save_pretrained(model: OmniModel, directory) -> None:
+def save_pretrained(model: OmniModel, directory, tokenizers=None) -> None:
     """HF-style folder: config.json, model.safetensors (everything but the backbone) and
-    backbone/ (a plain transformers Qwen2 folder, so quantized loading is transformers')."""
+    backbone/ (a plain transformers Qwen2 folder, so quantized loading is transformers').
+    With `tokenizers` (a `formatting.Tokenizers`), also tokenizer.json, image_tokenizer/ and
+    audio_tokenizer/: the folder `load_checkpoint` and the app open."""
     from pathlib import Path
 
     from safetensors.torch import save_file
@@ -193,6 +206,10 @@ def save_pretrained(model: OmniModel, directory) -> None:
     rest = {k: v.detach().contiguous() for k, v in model.state_dict().items()
             if not k.startswith("backbone.")}
     save_file(rest, str(d / WEIGHTS_FILE))
+    if tokenizers is not None:
+        tokenizers.text.save_pretrained(d)
+        tokenizers.image.save_pretrained(d / "image_tokenizer")
+        tokenizers.audio.save_pretrained(d / "audio_tokenizer")
 
 
 def resolve(path_or_hub_id: str):

@@ -39,7 +39,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from nextomni.data.mixture import parse_mix, sample_retrieval_pairs, sample_tasks
+from nextomni.data.mixture import (
+    STAGES, one_modality, parse_mix, sample_retrieval_pairs, sample_tasks,
+)
 from nextomni.data.speech import random_voice, speak
 from nextomni.data.splits import TRAIN_SEEDS
 from nextomni.data.tasks import Example, Turn, text as text_part
@@ -114,6 +116,9 @@ class OmniTrainConfig:
     # task weights that replace every stage's mixture (None: the stages' own, see
     # nextomni/data/mixture.py), e.g. {"t2i": 1} to train one task alone
     mix: dict[str, float] | None = None
+    # every DFM batch of one reply modality (text, image or speech; `mixture.one_modality`):
+    # even lengths, so less padding, and one kind of head per step
+    one_modality: bool = False
     tokenizers: Path | None = None  # where the tokenizers are (default: --init-from, --out)
     # warm start: begin from this checkpoint's weights (its shape, not the one above) with a
     # fresh optimizer and schedule, e.g. to train the shipped model further
@@ -176,8 +181,9 @@ def dfm_batch(fmt: ChatFormatter, stage: str, rng, cfg: OmniTrainConfig) -> Batc
     multi-turn examples come a few at a time and short ones many, with little padding)."""
     seqs: list = []
     longest = 0
+    mix = one_modality(cfg.mix or STAGES[stage], rng) if cfg.one_modality else cfg.mix
     while len(seqs) < cfg.batch:
-        ex = sample_tasks(stage, rng, 1, cfg.mix)[0]
+        ex = sample_tasks(stage, rng, 1, mix)[0]
         if cfg.causal:  # next-token targets over the whole reply; no guidance to learn
             s = fmt.encode_full(ex.turns)
         else:
@@ -470,18 +476,15 @@ def export(model: OmniModel, tok: Tokenizers, out: Path, shared: Path | None = N
     `shared`, relative links to that folder's tokenizers instead of copies."""
     model = model.to(torch.bfloat16) if any(p.dtype == torch.float32 for p in model.parameters()) \
         else model
-    save_pretrained(model, out)
     if shared is not None and Path(shared).resolve() != Path(out).resolve():
+        save_pretrained(model, out)
         for name in ("tokenizer.json", "image_tokenizer", "audio_tokenizer"):
             link = Path(out) / name
             if link.is_symlink() or link.exists():
                 continue
             link.symlink_to(os.path.relpath(Path(shared).resolve() / name, Path(out).resolve()))
     else:
-        if not (Path(out) / "tokenizer.json").exists():  # trained elsewhere (--tokenizers)
-            tok.text.save_pretrained(out)
-        tok.image.save_pretrained(out / "image_tokenizer")
-        tok.audio.save_pretrained(out / "audio_tokenizer")
+        save_pretrained(model, out, tok)
     log.info("saved %s", out)
 
 
@@ -546,6 +549,8 @@ def parse_args(argv=None) -> OmniTrainConfig:
                    help="switch to --all-blocks from this step on")
     p.add_argument("--per-example-loss", action="store_true",
                    help="weigh every example the same in the loss (default: every variable)")
+    p.add_argument("--one-modality", action="store_true",
+                   help="every batch's replies of one modality (text, image or speech)")
     p.add_argument("--tokenizers", type=Path, default=None,
                    help="read the tokenizers here (default --init-from, else --out); the "
                    "baseline links to them")
@@ -573,7 +578,7 @@ def parse_args(argv=None) -> OmniTrainConfig:
                    all_blocks_from=a.all_blocks_from, max_minutes=a.max_minutes,
                    per_example_loss=a.per_example_loss, retrieval_pairs=a.retrieval_pairs,
                    warmup=a.warmup, init_from=a.init_from, threads=a.threads,
-                   code_time_power=a.code_time_power, mix=mix)
+                   code_time_power=a.code_time_power, mix=mix, one_modality=a.one_modality)
 
 
 def main(argv=None) -> None:
