@@ -130,3 +130,30 @@ def test_condition_use_compares_own_null_and_other_prompts(tmp_path):
     assert condition_use.with_prompts(exs, "null")[0].turns[0].parts[0].value == "<|null|>"
     with pytest.raises(SystemExit):
         condition_use.main(["--checkpoint", str(dfm), "--n", "1"])
+
+
+def test_attribute_use_changes_one_word_of_the_prompt_and_keeps_the_reply(tmp_path):
+    from bench import attribute_use
+    from nextomni.data.tasks import make_example
+    from nextomni.data.world import Scene, Shape
+
+    scene = Scene((Shape(0, 0, "star", "red", "small"), Shape(1, 1, "circle", "cyan", "large")),
+                  "navy")
+    changed = {w: attribute_use.changed_scene(scene, w) for w in attribute_use.CHANGES}
+    assert changed["color"].shapes[0] == Shape(0, 0, "star", "green", "small")
+    assert changed["kind"].shapes[0].kind == "diamond" and changed["size"].shapes[0].size == "large"
+    assert changed["place"].shapes[0].cell == (0, 1) and changed["background"].background == "black"
+    assert all(c.shapes[1:] == scene.shapes[1:] for w, c in changed.items() if w != "place")
+    assert attribute_use.changed_scene(Scene((), "gray"), "color") is None
+
+    ex = make_example("t2i", 5)
+    other = attribute_use.with_changed_prompt(ex, "color")
+    assert other.turns[-1] == ex.turns[-1]
+    before, after = ex.turns[0].parts[0].value.split(), other.turns[0].parts[0].value.split()
+    assert len(before) == len(after) and sum(a != b for a, b in zip(before, after)) == 1
+
+    r = attribute_use.main(["--checkpoint", str(tiny_checkpoint(tmp_path / "dfm")), "--n", "3",
+                            "--t", "0.3"])
+    assert r["n"] == 3 and set(r["t=0.3"]) == {"own"} | {
+        k for w in attribute_use.CHANGES for k in (w, f"{w}/own")}
+    assert all(v > 0 for v in r["t=0.3"].values())
