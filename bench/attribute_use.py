@@ -19,8 +19,6 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-
 from bench import report
 
 CHANGES = ("color", "kind", "size", "place", "background")
@@ -70,11 +68,9 @@ def with_changed_prompt(example, what: str):
 
 
 def main(argv=None) -> dict:
+    from bench.condition_use import load_dfm, reply_loss
     from nextomni.data.splits import heldout
     from nextomni.data.tasks import make_example
-    from nextomni.model.loading import load_checkpoint
-    from nextomni.model.objective import dfm_objective
-    from nextomni.model.sequence import collate
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", default="checkpoints/nano")
@@ -84,20 +80,13 @@ def main(argv=None) -> dict:
     a = p.parse_args(argv)
     if a.n < 1:
         p.error("--n must be at least 1")
-    model, fmt = load_checkpoint(a.checkpoint)
-    if model.config.causal:
-        p.error(f"{a.checkpoint} is a causal (autoregressive) checkpoint; this measures DFM")
-    model.eval()
+    model, fmt = load_dfm(p, a.checkpoint)
     # scenes with a shape and a free cell, so that every change applies to every example
     examples = [e for e in (make_example("t2i", s) for s in heldout(4 * a.n))
                 if e.answer.shapes and e.answer.free_cells()][: a.n]
 
     def loss(exs, t: float) -> float:
-        batch = collate([fmt.encode_all(e.turns) for e in exs])
-        b, length, g = batch.ids.shape
-        with torch.no_grad():
-            return dfm_objective(model, batch, generator=torch.Generator().manual_seed(0),
-                                 t=torch.full((b, length * g), t), per_example=True).item()
+        return reply_loss(model, fmt, exs, t)
 
     result = {}
     for t in (float(x) for x in a.t.split(",")):

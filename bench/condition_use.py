@@ -36,12 +36,32 @@ def with_prompts(examples, which: str):
             for e, o in zip(examples, shifted)]
 
 
+def load_dfm(p: argparse.ArgumentParser, checkpoint):
+    """(model in eval mode, formatter); a causal checkpoint is a usage error here."""
+    from nextomni.model.loading import load_checkpoint
+
+    model, fmt = load_checkpoint(checkpoint)
+    if model.config.causal:
+        p.error(f"{checkpoint} is a causal (autoregressive) checkpoint; this measures DFM")
+    return model.eval(), fmt
+
+
+def reply_loss(model, fmt, examples, t: float) -> float:
+    """Mean over `examples` of each reply's mean DFM loss, every block at noise level t, with
+    the same generator seed whatever the prompts."""
+    from nextomni.model.objective import dfm_objective
+    from nextomni.model.sequence import collate
+
+    batch = collate([fmt.encode_all(e.turns) for e in examples])
+    b, length, g = batch.ids.shape
+    with torch.no_grad():
+        return dfm_objective(model, batch, generator=torch.Generator().manual_seed(0),
+                             t=torch.full((b, length * g), t), per_example=True).item()
+
+
 def main(argv=None) -> dict:
     from nextomni.data.splits import heldout
     from nextomni.data.tasks import make_example
-    from nextomni.model.loading import load_checkpoint
-    from nextomni.model.objective import dfm_objective
-    from nextomni.model.sequence import collate
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", default="checkpoints/nano")
@@ -52,22 +72,15 @@ def main(argv=None) -> dict:
     a = p.parse_args(argv)
     if a.n < 2:
         p.error("--n must be at least 2 (the 'other' prompt is another example's)")
-    model, fmt = load_checkpoint(a.checkpoint)
-    if model.config.causal:
-        p.error(f"{a.checkpoint} is a causal (autoregressive) checkpoint; this measures DFM")
-    model.eval()
+    model, fmt = load_dfm(p, a.checkpoint)
     result = {}
     for task in [t for t in a.tasks.split(",") if t]:
         examples = [make_example(task, s) for s in heldout(a.n)]
         row = {}
         for t in (float(x) for x in a.t.split(",")):
             for which in PROMPTS:
-                batch = collate([fmt.encode_all(e.turns) for e in with_prompts(examples, which)])
-                b, length, g = batch.ids.shape
-                with torch.no_grad():
-                    loss = dfm_objective(model, batch, generator=torch.Generator().manual_seed(0),
-                                         t=torch.full((b, length * g), t), per_example=True)
-                row[f"t={t:g} {which}"] = round(loss.item(), 4)
+                loss = reply_loss(model, fmt, with_prompts(examples, which), t)
+                row[f"t={t:g} {which}"] = round(loss, 4)
             row[f"t={t:g} other/own"] = round(row[f"t={t:g} other"] / row[f"t={t:g} own"], 3)
         result[task] = row
     result["n_per_task"] = a.n
