@@ -193,7 +193,41 @@ def test_guidance_is_not_spent_on_text_replies(engine):
     assert img.stats["guidance_forward_passes"] > 0
 
 
+def test_speech_has_its_own_guidance_scale(engine):
+    from nextomni.data.tasks import Part, Turn
+    from nextomni.model.generate import DecodeOptions, generate
+
+    fmt = engine.fmt
+    prompt = fmt.prompt([Turn("user", [Part("text", "say: a red circle")])])
+    uncond = fmt.prompt([Turn("user", [Part("text", "<|null|>")])])
+
+    def guided_passes(layout, **guidance):
+        out = generate(engine.model, prompt, DecodeOptions(steps=2, max_audio_blocks=2,
+                                                           **guidance),
+                       layout=layout, uncond_prompt=uncond)
+        return out.stats.get("guidance_forward_passes", 0)
+
+    assert guided_passes("audio", guidance=2.0) > 0  # by default speech takes `guidance`
+    assert guided_passes("audio", guidance=2.0, speech_guidance=0.0) == 0
+    assert guided_passes("audio", guidance=0.0, speech_guidance=2.0) > 0
+    assert guided_passes("image", guidance=2.0, speech_guidance=0.0) > 0
+    opts = DecodeOptions(guidance=3.0, speech_guidance=1.0)
+    assert [opts.guidance_for(x) for x in ("text", "image", "audio")] == [0.0, 3.0, 1.0]
+    with pytest.raises(ValueError, match="speech_guidance"):
+        DecodeOptions(speech_guidance=-1.0)
+
+    # through the engine: the app's default guides pictures and leaves speech unguided
+    assert Settings().guidance > 0 and Settings().speech_guidance == 0
+    opts = engine.options(Settings(guidance=2.5, speech_guidance=1.5), engine.model.config)
+    assert (opts.guidance_for("image"), opts.guidance_for("audio")) == (2.5, 1.5)
+    # a turn stored before speech had its own scale replays as it was made
+    assert Settings.from_dict({"guidance": 2}).speech_guidance == 2
+    assert Settings.from_dict({}).speech_guidance == 0
+    assert Settings.from_dict({"guidance": 2, "speech_guidance": 0}).speech_guidance == 0
+
+
 @pytest.mark.parametrize("bad, name", [(dict(guidance="1"), "guidance"),
+                                       (dict(speech_guidance=-1), "speech_guidance"),
                                        (dict(temperature=None), "temperature"),
                                        (dict(cache="false"), "cache"),
                                        (dict(dynamic=1), "dynamic")])

@@ -18,7 +18,7 @@ from ui.handlers import SETTING_NAMES, Handlers, settings_from
 from ui.turns import ChatRunner
 
 ROOT = Path(__file__).resolve().parents[1]
-FAST = (0, 2, 0, 0.0, 16, 0.0, 0.9, True, True, "DFM")
+FAST = (0, 2, 0, 0.0, 0.0, 16, 0.0, 0.9, True, True, "DFM")
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +54,10 @@ def test_ui_never_imports_torch():
 
 
 def test_settings_from_controls():
-    s = settings_from((3.0, 8.0, 0, 1.5, 64.0, 0.0, 0.8, False, True, "AR baseline"))
+    s = settings_from((3.0, 8.0, 0, 1.5, 0.5, 64.0, 0.0, 0.8, False, True, "AR baseline"))
     assert s.seed == 3 and s.steps == 8 and s.block_size is None and s.mode == "ar"
-    assert s.cache is False and len(SETTING_NAMES) == 10
+    assert (s.guidance, s.speech_guidance, s.max_tokens) == (1.5, 0.5, 64)
+    assert s.cache is False and len(SETTING_NAMES) == 11
 
 
 def test_chat_streams_and_stores_the_turn(h, tmp_path):
@@ -96,7 +97,7 @@ def test_bad_input_is_answered_in_the_chat(h, message, match):
 
 
 def test_bad_settings_are_answered_in_the_chat(h):
-    bad = (0, -4, 0, 0.0, 16, 0.0, 0.9, True, True, "DFM")
+    bad = (0, -4, 0, 0.0, 0.0, 16, 0.0, 0.9, True, True, "DFM")
     history, _, _ = last(h.chat({"text": "hi", "files": []}, [], "browser:a", None, *bad))
     assert "steps" in history[-1]["content"]
 
@@ -119,7 +120,7 @@ def test_api_chat_turns(h):
 
 def test_stop_marks_the_reply_cancelled(h):
     gen = h.chat({"text": "tell me", "files": []}, [], "browser:a", None,
-                 0, 64, 0, 0.0, 256, 0.0, 1.0, True, False, "DFM")
+                 0, 64, 0, 0.0, 0.0, 256, 0.0, 1.0, True, False, "DFM")
     sid = None
     for _, sid, status in gen:
         if sid and "denoising" in status:
@@ -156,7 +157,7 @@ def test_replay_play_and_rerun(h):
 
 def test_stop_button_cancels_the_running_reply(h):
     gen = h.chat({"text": "tell me", "files": []}, [], "browser:a", None,
-                 0, 64, 0, 0.0, 256, 0.0, 1.0, True, False, "DFM")
+                 0, 64, 0, 0.0, 0.0, 256, 0.0, 1.0, True, False, "DFM")
     for _, sid, status in gen:
         if sid and "denoising" in status:
             break

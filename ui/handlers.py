@@ -22,8 +22,8 @@ from ui.turns import ChatRunner
 log = logging.getLogger("nextomni.ui")
 
 # the order of the settings controls on the page
-SETTING_NAMES = ("seed", "steps", "block_size", "guidance", "max_tokens", "temperature",
-                 "confidence", "cache", "dynamic", "mode")
+SETTING_NAMES = ("seed", "steps", "block_size", "guidance", "speech_guidance", "max_tokens",
+                 "temperature", "confidence", "cache", "dynamic", "mode")
 
 
 def settings_from(values) -> Settings:

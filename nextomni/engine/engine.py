@@ -104,8 +104,8 @@ class OmniEngine:
         model, fmt = self._pick(settings.mode)
         options = self.options(settings, model.config)
         prompt = self._fit(fmt, turns, options)
-        uncond = fmt.prompt([Turn("user", [Part("text", NULL_PROMPT)])]) \
-            if settings.guidance > 0 and not model.config.causal else None
+        guided = max(settings.guidance, settings.speech_guidance) > 0 and not model.config.causal
+        uncond = fmt.prompt([Turn("user", [Part("text", NULL_PROMPT)])]) if guided else None
         return self._run(model, fmt, prompt, uncond, options, settings, session)
 
     def _run(self, model, fmt, prompt, uncond, options, settings, session):
@@ -167,7 +167,8 @@ class OmniEngine:
             return DecodeOptions(steps=steps, temperature=s.temperature, confidence=confidence,
                                  max_text_blocks=text_blocks, max_audio_blocks=audio_blocks,
                                  fixed_blocks=text_blocks, cache=s.cache, dynamic=s.dynamic,
-                                 guidance=s.guidance, block_size=size,
+                                 guidance=s.guidance, speech_guidance=s.speech_guidance,
+                                 block_size=size,
                                  graphs=self.graphs and s.cache)
         except ValueError as e:
             raise SettingsError(f"these settings ask for too much: {e}") from None

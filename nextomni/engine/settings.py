@@ -21,12 +21,14 @@ class Settings:
     seed: int = 0
     steps: int = 16            # denoising steps per block, at most (DFM)
     block_size: int | None = None  # None: the block size the model was trained with
-    # classifier-free guidance for image / audio replies; 3 draws more of the asked scene
-    # (nano, 200 held-out items: edits 58.5% -> 69.6% of attributes and 5% -> 12.5% exact,
-    # text -> image 3% -> 6% exact) at twice the forward passes of those replies, while the
-    # nano model's speech gets a little worse with it (WER 71.8% -> 74.4%, see README);
-    # text replies never pay for it
+    # classifier-free guidance for image replies; 3 draws more of the asked scene (nano,
+    # 200 held-out items: edits 58.5% -> 69.6% of attributes and 5% -> 12.5% exact,
+    # text -> image 3% -> 6% exact) at twice the forward passes of those replies
     guidance: float = 3.0
+    # the same for speech replies: off, as the nano model's speech gets a little worse with
+    # guidance 3 (WER 71.8% -> 74.4%, its probe 65.6% -> 72.9%; see README); text replies
+    # never pay for guidance
+    speech_guidance: float = 0.0
     max_tokens: int = 128      # longest text reply; speech gets up to 2x this many positions
     temperature: float = 0.0   # 0: greedy
     confidence: float = 0.9    # a block stops early once every token is this sure
@@ -44,7 +46,7 @@ class Settings:
         for name in ("seed", "steps", "max_tokens"):
             if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), int):
                 bad(name, "it must be a whole number")
-        for name in ("guidance", "temperature", "confidence"):
+        for name in ("guidance", "speech_guidance", "temperature", "confidence"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 bad(name, "it must be a number")
@@ -59,8 +61,9 @@ class Settings:
                                             or not isinstance(self.block_size, int)
                                             or not 1 <= self.block_size <= 256):
             bad("block_size", "use 1 to 256, or leave it empty for the trained size")
-        if not 0 <= self.guidance <= 20:
-            bad("guidance", "use a scale between 0 (off) and 20")
+        for name in ("guidance", "speech_guidance"):
+            if not 0 <= getattr(self, name) <= 20:
+                bad(name, "use a scale between 0 (off) and 20")
         if not 1 <= self.max_tokens <= MAX_TOKENS:
             bad("max_tokens", f"use 1 to {MAX_TOKENS} tokens")
         if not 0 <= self.temperature <= 10:
@@ -80,4 +83,8 @@ class Settings:
         unknown = sorted(set(d) - known)
         if unknown:
             raise SettingsError(f"unknown setting(s) {unknown}; known: {sorted(known)}")
+        if "guidance" in d and "speech_guidance" not in d:
+            # written before speech had a scale of its own (turns stored by older versions,
+            # API clients): `guidance` then guided speech too, and a replay must do the same
+            d["speech_guidance"] = d["guidance"]
         return cls(**d)

@@ -57,6 +57,7 @@ class DecodeOptions:
     dynamic: bool = True          # grow by blocks; False: a fixed number of blocks
     fixed_blocks: int = 3         # with dynamic=False
     guidance: float = 0.0         # classifier-free guidance scale for image / audio codes
+    speech_guidance: float | None = None  # the scale for audio codes (None: `guidance`)
     block_size: int | None = None  # text / audio growth unit; None: the one trained with
     graphs: bool = False          # preallocated cache; text steps replay as CUDA graphs (on
                                   # CUDA; the same code runs eagerly elsewhere)
@@ -78,8 +79,16 @@ class DecodeOptions:
                 bad(name, "must be between 1 and 4096")
         if not 0 <= self.guidance <= 20:
             bad("guidance", "must be between 0 and 20")
+        if self.speech_guidance is not None and not 0 <= self.speech_guidance <= 20:
+            bad("speech_guidance", "must be between 0 and 20, or None")
         if self.block_size is not None and not 1 <= self.block_size <= 256:
             bad("block_size", "must be between 1 and 256")
+
+    def guidance_for(self, layout: str) -> float:
+        """The guidance scale of a reply of this layout (text replies are never guided)."""
+        if layout == "audio" and self.speech_guidance is not None:
+            return self.speech_guidance
+        return self.guidance if layout in ("image", "audio") else 0.0
 
 
 @dataclass
@@ -149,6 +158,8 @@ class BlockDecoder:
                  generator: torch.Generator | None = None, reuse: PromptCache | None = None,
                  uncond: "BlockDecoder | None" = None):
         self.model, self.opt, self.generator, self.uncond = model, options, generator, uncond
+        # the reply's guidance scale, set with `uncond` once the reply's layout is known
+        self.guidance = options.guidance
         self.device = next(model.parameters()).device
         self.seq = {k: getattr(prompt, k).to(self.device)[None] for k in
                     ("ids", "kind", "mpos", "segment")}
@@ -266,7 +277,7 @@ class BlockDecoder:
         space = variable_spaces(self.model.config, block["kind"]).reshape(1, n * g)
         fixed = space < 0
         confident = [0.0]
-        guide = self.uncond is not None and self.opt.guidance > 0
+        guide = self.uncond is not None and self.guidance > 0
         ublock = self.uncond._as_tensors(blk) if guide else None
 
         def choose(logits: Tensor) -> Tensor:
@@ -296,7 +307,7 @@ class BlockDecoder:
             for sel, head, groups in heads:
                 x1[sel, :groups] = head.sample(h[sel], choose,
                                                h_u[sel] if h_u is not None else None,
-                                               self.opt.guidance)
+                                               self.guidance)
             return x1.reshape(1, n * g)
 
         total = steps or self.opt.steps
@@ -358,8 +369,8 @@ def iter_generate(model: OmniModel, prompt: SequenceBuilder | Sequence,
                   reuse: PromptCache | None = None) -> Gen[StepEvent, None, Generated]:
     """A whole reply, yielding a `StepEvent` per denoising step. `layout` forces text / image /
     audio (the first block is then written, not predicted); by default the model decides.
-    `uncond_prompt` enables guidance (options.guidance) for image / audio codes; `reuse` is an
-    earlier turn's `Generated.state`. A causal checkpoint (the autoregressive baseline) is
+    `uncond_prompt` enables guidance (`options.guidance_for`) of image / audio codes;
+    `reuse` is an earlier turn's `Generated.state`. A causal checkpoint (the autoregressive baseline) is
     decoded token by token instead (`autoregressive.iter_generate_ar`)."""
     if layout is not None and layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; expected one of {LAYOUTS}")
@@ -378,13 +389,14 @@ def iter_generate(model: OmniModel, prompt: SequenceBuilder | Sequence,
         decided, first = yield from decide_layout(dec)
         layout = layout or decided
     uncond = None
-    if uncond_prompt is not None and options.guidance > 0 and layout in ("image", "audio"):
+    scale = options.guidance_for(layout)
+    if uncond_prompt is not None and scale > 0:
         # guidance is for codes: the unconditional decoder starts once the reply is known
         # to be an image or speech, from the same opening marker
         uncond = BlockDecoder(model, _built(uncond_prompt), options, generator)
         opening = text_block(c, [first], fixed=True)
         uncond._commit({**uncond._as_tensors(opening)})
-        dec.uncond = uncond
+        dec.uncond, dec.guidance = uncond, scale
     text_ids = [first] if layout == "text" else []
     image = audio = None
     if layout == "text":
