@@ -1,6 +1,7 @@
 """Which words of a text -> image prompt an image reply reads: the DFM loss of held-out
-replies under their own prompt and under the same prompt with one word changed, the first
-shape's colour, kind, size or place, or the background.
+replies under their own prompt and under the same prompt with one attribute's words
+changed, the first shape's colour, kind, size or place, or the background (a place can take
+more words, "at the top" -> "in the top left", and reorder the shapes).
 
     python -m bench.attribute_use [--checkpoint checkpoints/nano] [--n 48] [--t 0.05,0.5]
         [--json FILE]
@@ -44,9 +45,8 @@ def changed_scene(scene, what: str):
             return None
         first = replace(first, row=free[0][0], col=free[0][1])
     else:
-        field = {"color": "color", "kind": "kind", "size": "size"}[what]
         values = {"color": COLORS, "kind": SHAPES, "size": SIZES}[what]
-        first = replace(first, **{field: following(values, getattr(first, field))})
+        first = replace(first, **{what: following(values, getattr(first, what))})
     return Scene((first, *rest), scene.background)
 
 
@@ -85,15 +85,12 @@ def main(argv=None) -> dict:
     examples = [e for e in (make_example("t2i", s) for s in heldout(4 * a.n))
                 if e.answer.shapes and e.answer.free_cells()][: a.n]
 
-    def loss(exs, t: float) -> float:
-        return reply_loss(model, fmt, exs, t)
-
     result = {}
     for t in (float(x) for x in a.t.split(",")):
-        own = loss(examples, t)
+        own = reply_loss(model, fmt, examples, t)
         row = {"own": round(own, 4)}
         for what in CHANGES:
-            changed = loss([with_changed_prompt(e, what) for e in examples], t)
+            changed = reply_loss(model, fmt, [with_changed_prompt(e, what) for e in examples], t)
             row[what] = round(changed, 4)
             row[f"{what}/own"] = round(changed / own, 4)
         result[f"t={t:g}"] = row

@@ -26,62 +26,88 @@ if [ -z "${DATA_WORKERS:-}" ]; then
   if command -v nvidia-smi >/dev/null 2>&1; then DATA_WORKERS=7; else DATA_WORKERS=1; fi
 fi
 
+# the training runs started in the background stop with the script (Ctrl-C, a failure)
+pids=()
+trap 'kill ${pids[@]+"${pids[@]}"} 2>/dev/null || true' EXIT
+trap 'exit 130' INT TERM
+
+show() { printf '%q ' "$@"; echo; }
+# a folder is finished once it holds model.safetensors: save_pretrained writes it last
+done_in() { [ -f "$1/model.safetensors" ]; }
 # run OUT CMD...: the step unless OUT already holds its weights
 run() {
   local out=$1; shift
-  if [ -n "${DRY_RUN:-}" ]; then echo "$*"; return; fi
-  if [ -f "$out/model.safetensors" ]; then echo "done already: $out"; return; fi
+  if [ -n "${DRY_RUN:-}" ]; then show "$@"; return; fi
+  if done_in "$out"; then echo "done already: $out"; return; fi
   echo "== $out"; "$@"
 }
-TOK="$PY -m nextomni.train.tokenizers --out $R/base --work $R/work-tokenizers"
-if [ -n "${DRY_RUN:-}" ]; then echo "$TOK"
-elif [ ! -f "$R/base/tokenizer.json" ] || [ ! -d "$R/base/audio_tokenizer" ]; then $TOK; fi
+
+tok=("$PY" -m nextomni.train.tokenizers --out "$R/base" --work "$R/work-tokenizers")
+if [ -n "${DRY_RUN:-}" ]; then show "${tok[@]}"
+elif [ ! -f "$R/base/tokenizer.json" ] || [ ! -d "$R/base/image_tokenizer" ] \
+    || [ ! -d "$R/base/audio_tokenizer" ]; then "${tok[@]}"; fi
 
 # three stages: PT alignment -> CPT -> SFT (hidden 256, 6 layers, block 16, lr 1e-3, seed 0)
-STAGES="--pt-steps 780 --cpt-steps 975 --sft-steps 2145 --per-example-loss --data-workers $DATA_WORKERS"
-run "$R/base" $PY -m nextomni.train.omni --out "$R/base" --work "$R/work-base" \
-    $STAGES --all-blocks --batch-tokens 4096
-run "$R/base-ar" $PY -m nextomni.train.omni --causal --out "$R/base-ar" \
-    --tokenizers "$R/base" --work "$R/work-base-ar" $STAGES
+stages=(--pt-steps 780 --cpt-steps 975 --sft-steps 2145 --per-example-loss
+        --data-workers "$DATA_WORKERS")
+run "$R/base" "$PY" -m nextomni.train.omni --out "$R/base" --work "$R/work-base" \
+    "${stages[@]}" --all-blocks --batch-tokens 4096
+run "$R/base-ar" "$PY" -m nextomni.train.omni --causal --out "$R/base-ar" \
+    --tokenizers "$R/base" --work "$R/work-base-ar" "${stages[@]}"
 
 # side by side: step NAME PREV_DFM PREV_AR P ARGS... (DFM into $R/NAME with
 # --code-time-power P, AR into $R/NAME-ar); the AR runs read the DFM line's first
 # tokenizers: the omni runs train only the decoders, so every DFM folder gives the same codes
 step() {
   local name=$1 prev=$2 prev_ar=$3 power=$4; shift 4
-  local dfm=($PY -m nextomni.train.omni --init-from "$prev" --out "$R/$name"
+  local dfm=("$PY" -m nextomni.train.omni --init-from "$prev" --out "$R/$name"
              --work "$R/work-$name" --all-blocks --batch-tokens 4096
              --code-time-power "$power" "$@")
-  local ar=($PY -m nextomni.train.omni --causal --init-from "$prev_ar" --tokenizers "$R/base"
+  local ar=("$PY" -m nextomni.train.omni --causal --init-from "$prev_ar" --tokenizers "$R/base"
             --out "$R/$name-ar" --work "$R/work-$name-ar" "$@")
-  if [ -n "${DRY_RUN:-}" ]; then echo "${dfm[*]}"; echo "${ar[*]}"; return; fi
-  local pids=()
-  if [ ! -f "$R/$name/model.safetensors" ]; then
-    echo "== $R/$name"; OMP_NUM_THREADS=1 "${dfm[@]}" > "$R/$name.log" 2>&1 & pids+=($!)
+  if [ -n "${DRY_RUN:-}" ]; then show "${dfm[@]}"; show "${ar[@]}"; return; fi
+  pids=()
+  if done_in "$R/$name"; then echo "done already: $R/$name"; else
+    echo "== $R/$name"; OMP_NUM_THREADS=1 "${dfm[@]}" >> "$R/$name.log" 2>&1 & pids+=($!)
   fi
-  if [ ! -f "$R/$name-ar/model.safetensors" ]; then
-    echo "== $R/$name-ar"; OMP_NUM_THREADS=1 "${ar[@]}" > "$R/$name-ar.log" 2>&1 & pids+=($!)
+  if done_in "$R/$name-ar"; then echo "done already: $R/$name-ar"; else
+    echo "== $R/$name-ar"; OMP_NUM_THREADS=1 "${ar[@]}" >> "$R/$name-ar.log" 2>&1 & pids+=($!)
   fi
-  for p in "${pids[@]}"; do wait "$p" || { echo "failed: $name (see $R/$name*.log)" >&2; exit 1; }; done
+  for p in ${pids[@]+"${pids[@]}"}; do
+    wait "$p" || { echo "failed: $name (see $R/$name*.log)" >&2; exit 1; }
+  done
+  pids=()
 }
 
-SFT="--stages sft --lr 3e-4 --warmup 50 --per-example-loss --threads 1"
+sft=(--stages sft --lr 3e-4 --warmup 50 --per-example-loss --threads 1)
 MIX=caption=1,vqa=1.5,asr=1,video=1,spoken_vqa=0.5,t2i=6,edit=3,a2i=1.5,tts=2.5,i2s=1
 MIX35=${MIX/tts=2.5/tts=3.5}
-mkdir -p "$R"
-step cont "$R/base" "$R/base-ar" 1 $SFT --sft-steps 1600 --seed 1
-step gen1 "$R/cont" "$R/cont-ar" 3 $SFT --sft-steps 1000 --seed 5 --mix $MIX
-step gen2 "$R/gen1" "$R/gen1-ar" 3 $SFT --sft-steps 1500 --seed 6 --mix $MIX
-step gen3 "$R/gen2" "$R/gen2-ar" 3 $SFT --sft-steps 2000 --seed 7 --mix $MIX35
-step gen4 "$R/gen3" "$R/gen3-ar" 3 $SFT --sft-steps 1000 --seed 8 --mix $MIX35
-step gen5 "$R/gen4" "$R/gen4-ar" 3 $SFT --sft-steps 2500 --seed 9 --mix $MIX35
+[ -n "${DRY_RUN:-}" ] || mkdir -p "$R"
+step cont "$R/base" "$R/base-ar" 1 "${sft[@]}" --sft-steps 1600 --seed 1
+step gen1 "$R/cont" "$R/cont-ar" 3 "${sft[@]}" --sft-steps 1000 --seed 5 --mix "$MIX"
+step gen2 "$R/gen1" "$R/gen1-ar" 3 "${sft[@]}" --sft-steps 1500 --seed 6 --mix "$MIX"
+step gen3 "$R/gen2" "$R/gen2-ar" 3 "${sft[@]}" --sft-steps 2000 --seed 7 --mix "$MIX35"
+step gen4 "$R/gen3" "$R/gen3-ar" 3 "${sft[@]}" --sft-steps 1000 --seed 8 --mix "$MIX35"
+step gen5 "$R/gen4" "$R/gen4-ar" 3 "${sft[@]}" --sft-steps 2500 --seed 9 --mix "$MIX35"
 LAST=gen5
 
-if [ -n "${DRY_RUN:-}" ]; then echo "ship $R/$LAST $R/$LAST-ar"; exit 0; fi
-# ship: the DFM folder whole; the baseline's own files, its tokenizers linked to ../nano
-rm -rf checkpoints/nano checkpoints/nano-ar
-cp -r "$R/$LAST" checkpoints/nano
-mkdir -p checkpoints/nano-ar
-cp -r "$R/$LAST-ar/config.json" "$R/$LAST-ar/model.safetensors" "$R/$LAST-ar/backbone" checkpoints/nano-ar/
-for t in tokenizer.json image_tokenizer audio_tokenizer; do ln -s "../nano/$t" "checkpoints/nano-ar/$t"; done
+if [ -n "${DRY_RUN:-}" ]; then show ship "$R/$LAST" "$R/$LAST-ar"; exit 0; fi
+# ship: copies next to checkpoints/ first, then swapped in, so that a failure on the way
+# leaves the shipped checkpoints as they were; the baseline links its tokenizers to ../nano
+for d in "$R/$LAST" "$R/$LAST-ar"; do
+  done_in "$d" || { echo "not trained: $d" >&2; exit 1; }
+done
+rm -rf checkpoints/.nano.new checkpoints/.nano-ar.new checkpoints/.nano.old checkpoints/.nano-ar.old
+cp -r "$R/$LAST" checkpoints/.nano.new
+mkdir checkpoints/.nano-ar.new
+cp -r "$R/$LAST-ar/config.json" "$R/$LAST-ar/model.safetensors" "$R/$LAST-ar/backbone" \
+    checkpoints/.nano-ar.new/
+for t in tokenizer.json image_tokenizer audio_tokenizer; do
+  ln -s "../nano/$t" "checkpoints/.nano-ar.new/$t"
+done
+[ ! -e checkpoints/nano ] || mv checkpoints/nano checkpoints/.nano.old
+[ ! -e checkpoints/nano-ar ] || mv checkpoints/nano-ar checkpoints/.nano-ar.old
+mv checkpoints/.nano.new checkpoints/nano
+mv checkpoints/.nano-ar.new checkpoints/nano-ar
+rm -rf checkpoints/.nano.old checkpoints/.nano-ar.old
 du -shL checkpoints/nano checkpoints/nano-ar

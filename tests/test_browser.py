@@ -54,15 +54,16 @@ def test_a_person_chats_and_replays(server):
             page.wait_for_function(
                 "() => { const bots = document.querySelectorAll('#chatbot .bot');"
                 " const last = bots[bots.length - 1];"
-                " return last && last.querySelector('img') !== null; }", timeout=30_000)
+                " return last && last.querySelector('img') !== null; }", timeout=60_000)
             stats = send(page, "what do you see?", [EXAMPLES / "scene.png"])
             assert "reply ·" in stats  # shown; its quality is the eval's job
             page.wait_for_function(
                 "() => document.querySelectorAll('#chatbot .bot').length >= 1", timeout=10_000)
-            assert page.locator("#chatbot img").count() >= 1  # the uploaded picture
+            # the uploaded picture (the chat may render it a moment after the statistics)
+            page.wait_for_selector("#chatbot img", state="attached", timeout=30_000)
             stats = send(page, "what did I say?", [EXAMPLES / "question.wav"])
             assert "reply ·" in stats
-            assert page.locator("#chatbot audio").count() >= 1  # the uploaded recording
+            page.wait_for_selector("#chatbot audio", state="attached", timeout=30_000)
             page.get_by_role("tab", name="Replay").click()
             page.click("#play")
             page.wait_for_function(

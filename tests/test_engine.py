@@ -193,24 +193,35 @@ def test_guidance_is_not_spent_on_text_replies(engine):
     assert img.stats["guidance_forward_passes"] > 0
 
 
-def test_speech_has_its_own_guidance_scale(engine):
+def test_speech_has_its_own_guidance_scale(engine, monkeypatch):
     from nextomni.data.tasks import Part, Turn
     from nextomni.model.generate import DecodeOptions, generate
+    from nextomni.model.modeling import CodeHead
 
     fmt = engine.fmt
     prompt = fmt.prompt([Turn("user", [Part("text", "say: a red circle")])])
     uncond = fmt.prompt([Turn("user", [Part("text", "<|null|>")])])
+    scales = []  # the scale each code head samples with (None: unguided)
+    sample = CodeHead.sample
 
-    def guided_passes(layout, **guidance):
+    def spy(self, h, choose, h_uncond=None, scale=0.0):
+        scales.append(scale if h_uncond is not None else None)
+        return sample(self, h, choose, h_uncond, scale)
+
+    monkeypatch.setattr(CodeHead, "sample", spy)
+
+    def guided(layout, **guidance):
+        scales.clear()
         out = generate(engine.model, prompt, DecodeOptions(steps=2, max_audio_blocks=2,
                                                            **guidance),
                        layout=layout, uncond_prompt=uncond)
-        return out.stats.get("guidance_forward_passes", 0)
+        assert (out.stats.get("guidance_forward_passes", 0) > 0) == (scales[0] is not None)
+        return set(scales)
 
-    assert guided_passes("audio", guidance=2.0) > 0  # by default speech takes `guidance`
-    assert guided_passes("audio", guidance=2.0, speech_guidance=0.0) == 0
-    assert guided_passes("audio", guidance=0.0, speech_guidance=2.0) > 0
-    assert guided_passes("image", guidance=2.0, speech_guidance=0.0) > 0
+    assert guided("audio", guidance=2.0) == {2.0}  # by default speech takes `guidance`
+    assert guided("audio", guidance=2.0, speech_guidance=0.0) == {None}
+    assert guided("audio", guidance=0.5, speech_guidance=1.5) == {1.5}
+    assert guided("image", guidance=2.5, speech_guidance=0.0) == {2.5}
     opts = DecodeOptions(guidance=3.0, speech_guidance=1.0)
     assert [opts.guidance_for(x) for x in ("text", "image", "audio")] == [0.0, 3.0, 1.0]
     with pytest.raises(ValueError, match="speech_guidance"):

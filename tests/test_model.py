@@ -2,9 +2,8 @@
 
 from pathlib import Path
 
-import torch
-
 import pytest
+import torch
 
 from nextomni.model import AUDIO, IMAGE, TEXT, OmniConfig, OmniModel
 from nextomni.model.modeling import from_pretrained, save_pretrained

@@ -1,5 +1,7 @@
 """scripts/retrain_nano.sh, the one command behind checkpoints/nano: its steps must stay
-valid for the training CLI and chain into each other as the README's recipe says."""
+valid for the training command line and chain into each other (a change detector for the
+recipe: seeds, steps and mixtures as shipped), finished steps are skipped, and a failure
+leaves the shipped checkpoints as they were."""
 
 import os
 import shlex
@@ -13,19 +15,21 @@ from nextomni.train import tokenizers as train_tokenizers
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def dry_run(runs: str = "runs/x") -> list[list[str]]:
+def dry_run(runs: str) -> list[list[str]]:
     env = dict(os.environ, DRY_RUN="1", PYTHON=sys.executable, DATA_WORKERS="3")
     out = subprocess.run(["bash", "scripts/retrain_nano.sh", runs], cwd=ROOT, env=env,
                          capture_output=True, text=True, check=True).stdout
     return [shlex.split(line) for line in out.splitlines() if line.strip()]
 
 
-def test_every_step_parses_and_each_piece_starts_from_the_one_before():
-    lines = dry_run()
+def test_every_step_parses_and_each_piece_starts_from_the_one_before(tmp_path):
+    runs = tmp_path / "my runs"  # a space: every path stays one argument
+    lines = dry_run(str(runs))
+    assert not runs.exists()  # a dry run writes nothing
     assert lines[0][:3] == [sys.executable, "-m", "nextomni.train.tokenizers"]
     tok_cfg, parts = train_tokenizers.parse_args(lines[0][3:])
-    assert str(tok_cfg.out) == "runs/x/base" and parts == {"text", "image", "audio"}
-    assert str(tok_cfg.work) == "runs/x/work-tokenizers"  # its own state, so it resumes
+    assert tok_cfg.out == runs / "base" and parts == {"text", "image", "audio"}
+    assert tok_cfg.work == runs / "work-tokenizers"  # its own state, so it resumes
     assert lines[-1][0] == "ship"
     steps = [train_omni.parse_args(line[3:]) for line in lines[1:-1]]
     assert all(line[:3] == [sys.executable, "-m", "nextomni.train.omni"]
@@ -58,34 +62,55 @@ def test_every_step_parses_and_each_piece_starts_from_the_one_before():
     assert sum(s.sft_steps for s in dfm[2:]) == 8000
 
 
-def test_a_finished_step_is_skipped(tmp_path):
-    """Rerunning continues: steps whose output holds weights are not run again (here every
-    step is finished, so the command only ships, and nothing trains)."""
-    runs = tmp_path / "runs"
+def finished_runs(runs: Path, skip: tuple[str, ...] = ()) -> None:
+    """Every step's output folder as a finished one (weights named after the step)."""
     names = ["base", "base-ar"] + [f"{n}{s}" for n in ("cont", "gen1", "gen2", "gen3",
                                                         "gen4", "gen5") for s in ("", "-ar")]
-    for n in names:
+    for n in (n for n in names if n not in skip):
         (runs / n / "backbone").mkdir(parents=True)
         (runs / n / "model.safetensors").write_bytes(n.encode())
         (runs / n / "config.json").write_text("{}")
     for n in ("base", "gen5"):  # the DFM folders hold their tokenizers
-        (runs / n / "tokenizer.json").write_text("{}")
-        (runs / n / "image_tokenizer").mkdir()
-        (runs / n / "audio_tokenizer").mkdir()
-    # run a copy of the script in a scratch tree so that the real checkpoints stay put
+        if n not in skip:
+            (runs / n / "tokenizer.json").write_text("{}")
+            (runs / n / "image_tokenizer").mkdir()
+            (runs / n / "audio_tokenizer").mkdir()
+
+
+def run_copy(tmp_path: Path, runs: Path) -> tuple[subprocess.CompletedProcess, Path]:
+    """The script run from a scratch tree (so that the real checkpoints stay put), with a
+    Python that fails: any training step it starts fails."""
     tree = tmp_path / "tree"
-    (tree / "scripts").mkdir(parents=True)
-    (tree / "checkpoints").mkdir()
+    (tree / "scripts").mkdir(parents=True, exist_ok=True)
+    (tree / "checkpoints").mkdir(exist_ok=True)
     script = tree / "scripts" / "retrain_nano.sh"
     script.write_text((ROOT / "scripts" / "retrain_nano.sh").read_text())
-    env = dict(os.environ, PYTHON="false")  # any training step run would fail
-    out = subprocess.run(["bash", str(script), str(runs)], cwd=tree, env=env,
-                         capture_output=True, text=True)
+    out = subprocess.run(["bash", str(script), str(runs)], cwd=tree,
+                         env=dict(os.environ, PYTHON="false"), capture_output=True, text=True)
+    return out, tree / "checkpoints"
+
+
+def test_finished_steps_are_skipped_and_the_last_ships(tmp_path):
+    runs = tmp_path / "runs"
+    finished_runs(runs)
+    out, ckpt = run_copy(tmp_path, runs)
     assert out.returncode == 0, out.stderr
-    assert "done already" in out.stdout
-    ckpt = tree / "checkpoints"
+    assert out.stdout.count("done already") == 14  # the two three-stage runs, 6 pairs
     assert (ckpt / "nano" / "model.safetensors").read_bytes() == b"gen5"
     assert (ckpt / "nano-ar" / "model.safetensors").read_bytes() == b"gen5-ar"
     link = ckpt / "nano-ar" / "tokenizer.json"
     assert link.is_symlink() and os.readlink(link) == "../nano/tokenizer.json"
     assert link.read_text() == "{}"
+    assert sorted(p.name for p in ckpt.iterdir()) == ["nano", "nano-ar"]  # no leftovers
+
+
+def test_a_failed_step_stops_the_script_and_keeps_the_shipped_checkpoints(tmp_path):
+    runs = tmp_path / "runs"
+    finished_runs(runs, skip=("gen5-ar",))  # its training will fail
+    shipped = tmp_path / "tree" / "checkpoints" / "nano"
+    shipped.mkdir(parents=True)
+    (shipped / "model.safetensors").write_bytes(b"shipped")
+    out, ckpt = run_copy(tmp_path, runs)
+    assert out.returncode != 0 and "failed: gen5" in out.stderr
+    assert (ckpt / "nano" / "model.safetensors").read_bytes() == b"shipped"
+    assert sorted(p.name for p in ckpt.iterdir()) == ["nano"]

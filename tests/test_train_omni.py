@@ -373,19 +373,20 @@ def test_all_blocks_batches_hold_noised_copies(tmp_path):
 def test_one_modality_batches_reply_in_one_modality_and_keep_the_task_shares(tmp_path):
     import numpy as np
 
-    from nextomni.data.mixture import REPLY_MODALITY, STAGES, one_modality
+    from nextomni.data.mixture import one_modality
+    from nextomni.data.tasks import REPLY_MODALITY, TASKS
     from nextomni.model.config import AUDIO, IMAGE, TEXT
     from nextomni.model.formatting import ChatFormatter
     from nextomni.model.loading import load_tokenizers
     from nextomni.train.omni import build_model, dfm_batch
 
-    assert set(REPLY_MODALITY) == set(STAGES["sft"]) | {"spoken_vqa"}
+    assert set(REPLY_MODALITY) == set(TASKS)
     rng = np.random.default_rng(0)
     weights = {"t2i": 6, "edit": 3, "tts": 3, "caption": 2, "vqa": 0}
     draws = [one_modality(weights, rng) for _ in range(3000)]
     assert all(len({REPLY_MODALITY[t] for t in d}) == 1 and "vqa" not in d for d in draws)
     image = sum("t2i" in d for d in draws) / len(draws)
-    assert abs(image - 9 / 14) < 0.03  # the image tasks' share of the weight
+    assert abs(image - 9 / 14) < 0.03  # the image tasks' share of the weight, of batches
 
     tiny_tokenizers(tmp_path)
     tok = load_tokenizers(tmp_path)

@@ -11,7 +11,7 @@ import numpy as np
 
 from nextomni.data.splits import TRAIN_SEEDS
 from nextomni.data.tasks import (
-    TASKS, Example, make_example, retrieval_pair, retrieval_siblings,
+    REPLY_MODALITY, TASKS, Example, make_example, retrieval_pair, retrieval_siblings,
 )
 
 STAGES: dict[str, dict[str, float]] = {
@@ -41,17 +41,12 @@ def parse_mix(spec: str) -> dict[str, float]:
     return mix
 
 
-# what each task replies with; `one_modality` keeps a batch to one of these
-REPLY_MODALITY: dict[str, str] = {
-    "caption": "text", "vqa": "text", "asr": "text", "video": "text", "spoken_vqa": "text",
-    "t2i": "image", "edit": "image", "a2i": "image", "tts": "audio", "i2s": "audio",
-}
-
-
 def one_modality(weights: dict[str, float], rng: np.random.Generator) -> dict[str, float]:
     """The tasks of `weights` that reply in one modality, drawn with the share of the weight
-    its tasks hold: batch by batch one kind of reply, over many batches every task as often
-    as in `weights`."""
+    its tasks hold: batch by batch one kind of reply, and over many batches each modality
+    gets its weight's share of the batches (not of the examples: batches are filled to a
+    token budget, so a batch of short text replies holds more examples than one of
+    pictures)."""
     groups: dict[str, dict[str, float]] = {}
     for task, w in weights.items():
         if w > 0:

@@ -165,6 +165,14 @@ TASKS = {
 }
 
 
+# what each task replies with (the eval's order): its layout, and `mixture.one_modality`'s
+# groups
+REPLY_MODALITY: dict[str, str] = {
+    "caption": "text", "vqa": "text", "asr": "text", "spoken_vqa": "text", "video": "text",
+    "t2i": "image", "a2i": "image", "edit": "image", "tts": "audio", "i2s": "audio",
+}
+
+
 def make_example(task: str, seed: int) -> Example:
     """The example of `task` for `seed` (wording drawn from a generator seeded by both)."""
     if task not in TASKS:

@@ -11,7 +11,7 @@ import torch
 from tqdm import tqdm
 
 from nextomni.data.splits import heldout
-from nextomni.data.tasks import Part, Turn, make_example, text as text_part
+from nextomni.data.tasks import REPLY_MODALITY, Part, Turn, make_example, text as text_part
 from nextomni.data.world import random_scene
 from nextomni.eval.metrics import wer, words
 from nextomni.eval.parse import (
@@ -23,10 +23,9 @@ from nextomni.model.embedding import embed_parts
 from nextomni.model.generate import DecodeOptions, generate
 from nextomni.tokenizers.special import NULL, SPECIAL_TOKENS
 
-# The reply each task expects; the model decides the layout itself, and a wrong one scores 0.
-LAYOUT = {"caption": "text", "vqa": "text", "asr": "text", "spoken_vqa": "text",
-          "video": "text", "t2i": "image", "a2i": "image", "edit": "image", "tts": "audio",
-          "i2s": "audio"}
+# The reply each task expects, in the eval's order; the model decides the layout itself, and
+# a wrong one scores 0.
+LAYOUT = REPLY_MODALITY
 KEYS = ("caption_acc", "vqa_acc", "asr_wer", "t2i_acc", "tts_wer", "video_acc",
         "retrieval_r1", "edit_acc")
 
@@ -38,7 +37,8 @@ class Evaluator:
         self.progress = True  # a bar per task (off in worker processes)
         # guidance's unconditional prompt, the one condition dropout trained
         self.uncond = fmt.prompt([Turn("user", [text_part(SPECIAL_TOKENS[NULL])])]) \
-            if options.guidance > 0 and not model.config.causal else None
+            if max(options.guidance_for("image"), options.guidance_for("audio")) > 0 \
+            and not model.config.causal else None
 
     def respond(self, turns: list[Turn], i: int):
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + i)

@@ -57,7 +57,9 @@ class DecodeOptions:
     dynamic: bool = True          # grow by blocks; False: a fixed number of blocks
     fixed_blocks: int = 3         # with dynamic=False
     guidance: float = 0.0         # classifier-free guidance scale for image / audio codes
-    speech_guidance: float | None = None  # the scale for audio codes (None: `guidance`)
+    # the scale for audio codes; None: `guidance` (the eval's default; the engine's Settings
+    # give speech a default of its own)
+    speech_guidance: float | None = None
     block_size: int | None = None  # text / audio growth unit; None: the one trained with
     graphs: bool = False          # preallocated cache; text steps replay as CUDA graphs (on
                                   # CUDA; the same code runs eagerly elsewhere)
@@ -151,15 +153,15 @@ class StepEvent:
 class BlockDecoder:
     """A prompt plus the reply decoded so far; `decode(block)` denoises one more block.
 
-    `reuse` starts from an earlier turn's cache; `uncond` is a decoder over the unconditional
-    prompt that every block is also committed to, for guidance."""
+    `reuse` starts from an earlier turn's cache. For guidance, `iter_generate` sets `uncond`
+    (a decoder over the unconditional prompt that every block is also committed to) and
+    `guidance` (the scale of the reply's layout) once it knows the layout."""
 
     def __init__(self, model: OmniModel, prompt: Sequence, options: DecodeOptions,
-                 generator: torch.Generator | None = None, reuse: PromptCache | None = None,
-                 uncond: "BlockDecoder | None" = None):
-        self.model, self.opt, self.generator, self.uncond = model, options, generator, uncond
-        # the reply's guidance scale, set with `uncond` once the reply's layout is known
-        self.guidance = options.guidance
+                 generator: torch.Generator | None = None, reuse: PromptCache | None = None):
+        self.model, self.opt, self.generator = model, options, generator
+        self.uncond: "BlockDecoder | None" = None
+        self.guidance = 0.0
         self.device = next(model.parameters()).device
         self.seq = {k: getattr(prompt, k).to(self.device)[None] for k in
                     ("ids", "kind", "mpos", "segment")}
@@ -370,8 +372,8 @@ def iter_generate(model: OmniModel, prompt: SequenceBuilder | Sequence,
     """A whole reply, yielding a `StepEvent` per denoising step. `layout` forces text / image /
     audio (the first block is then written, not predicted); by default the model decides.
     `uncond_prompt` enables guidance (`options.guidance_for`) of image / audio codes;
-    `reuse` is an earlier turn's `Generated.state`. A causal checkpoint (the autoregressive baseline) is
-    decoded token by token instead (`autoregressive.iter_generate_ar`)."""
+    `reuse` is an earlier turn's `Generated.state`. A causal checkpoint (the autoregressive
+    baseline) is decoded token by token instead (`autoregressive.iter_generate_ar`)."""
     if layout is not None and layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; expected one of {LAYOUTS}")
     if model.config.causal:  # the autoregressive baseline reads token i off state i - 1

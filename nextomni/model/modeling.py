@@ -194,7 +194,9 @@ def save_pretrained(model: OmniModel, directory, tokenizers=None) -> None:
     """HF-style folder: config.json, model.safetensors (everything but the backbone) and
     backbone/ (a plain transformers Qwen2 folder, so quantized loading is transformers').
     With `tokenizers` (a `formatting.Tokenizers`), also tokenizer.json, image_tokenizer/ and
-    audio_tokenizer/: the folder `load_checkpoint` and the app open."""
+    audio_tokenizer/: the folder `load_checkpoint` and the app open. model.safetensors comes
+    last and whole (written aside, then renamed), so a folder that holds it is complete."""
+    import os
     from pathlib import Path
 
     from safetensors.torch import save_file
@@ -203,13 +205,14 @@ def save_pretrained(model: OmniModel, directory, tokenizers=None) -> None:
     d.mkdir(parents=True, exist_ok=True)
     (d / CONFIG_FILE).write_text(model.config.to_json() + "\n")
     model.backbone.save_pretrained(d / BACKBONE_DIR, safe_serialization=True)
-    rest = {k: v.detach().contiguous() for k, v in model.state_dict().items()
-            if not k.startswith("backbone.")}
-    save_file(rest, str(d / WEIGHTS_FILE))
     if tokenizers is not None:
         tokenizers.text.save_pretrained(d)
         tokenizers.image.save_pretrained(d / "image_tokenizer")
         tokenizers.audio.save_pretrained(d / "audio_tokenizer")
+    rest = {k: v.detach().contiguous() for k, v in model.state_dict().items()
+            if not k.startswith("backbone.")}
+    save_file(rest, str(d / (WEIGHTS_FILE + ".partial")))
+    os.replace(d / (WEIGHTS_FILE + ".partial"), d / WEIGHTS_FILE)
 
 
 def resolve(path_or_hub_id: str):

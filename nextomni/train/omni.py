@@ -116,8 +116,9 @@ class OmniTrainConfig:
     # task weights that replace every stage's mixture (None: the stages' own, see
     # nextomni/data/mixture.py), e.g. {"t2i": 1} to train one task alone
     mix: dict[str, float] | None = None
-    # every DFM batch of one reply modality (text, image or speech; `mixture.one_modality`):
-    # even lengths, so less padding, and one kind of head per step
+    # every batch of one reply modality (text, image or speech; `mixture.one_modality`):
+    # even lengths, so less padding, and one kind of head per step; each modality then gets
+    # its weight's share of the steps rather than of the examples
     one_modality: bool = False
     tokenizers: Path | None = None  # where the tokenizers are (default: --init-from, --out)
     # warm start: begin from this checkpoint's weights (its shape, not the one above) with a
