@@ -23,7 +23,8 @@ def test_the_command_writes_one_number_per_task(tmp_path, capsys):
     for key in ("caption_acc", "t2i_acc", "retrieval_r1"):
         assert written[key] <= 1
     assert "vqa_acc" not in written  # only the tasks asked for (and retrieval, always)
-    for bad in (["--n", "0"], ["--tasks", "draw"], ["--workers", "0"], ["--guidance", "-1"]):
+    for bad in (["--n", "0"], ["--tasks", "draw"], ["--workers", "0"], ["--guidance", "-1"],
+                ["--speech-guidance", "-1"]):
         with pytest.raises(SystemExit):
             main(["--checkpoint", str(ckpt), *bad])
 
@@ -34,3 +35,15 @@ def test_word_error_rate_counts_insertions_so_it_can_pass_one():
     assert wer(["a red circle"], ["a red circle"]) == 0
     assert wer(["a red circle"], ["a blue circle"]) == pytest.approx(1 / 3)
     assert wer(["red"], ["a large red circle"]) == 3
+
+
+def test_speech_guidance_alone_still_decodes_against_the_null_prompt(tmp_path):
+    from nextomni.eval.omni import Evaluator
+    from nextomni.model.generate import DecodeOptions
+    from nextomni.model.loading import load_checkpoint
+
+    model, fmt = load_checkpoint(tiny_checkpoint(tmp_path / "ckpt"))
+    assert Evaluator(model, fmt, DecodeOptions()).uncond is None
+    assert Evaluator(model, fmt, DecodeOptions(speech_guidance=2.0)).uncond is not None
+    assert Evaluator(model, fmt, DecodeOptions(guidance=2.0, speech_guidance=0.0)).uncond \
+        is not None

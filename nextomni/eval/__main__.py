@@ -1,5 +1,5 @@
 """python -m nextomni.eval --checkpoint checkpoints/nano [--n N] [--steps S] [--guidance W]
-    [--tasks a,b] [--workers K] [--json FILE]
+    [--speech-guidance W] [--tasks a,b] [--workers K] [--json FILE]
 
 Held-out evaluation of every task of the omni model (see nextomni/eval/omni.py).
 """
@@ -22,6 +22,9 @@ def main(argv=None) -> None:
     p.add_argument("--steps", type=int, default=16, help="DFM sampling steps")
     p.add_argument("--guidance", type=float, default=0.0,
                    help="classifier-free guidance scale of image and speech replies")
+    p.add_argument("--speech-guidance", type=float, default=None,
+                   help="the scale of speech replies where it differs from --guidance (the "
+                   "app's default: --guidance 3 --speech-guidance 0)")
     p.add_argument("--tasks", default=",".join(LAYOUT), help="comma-separated subset")
     p.add_argument("--workers", type=int, default=1,
                    help="processes sharing the tasks, one thread each (the same numbers)")
@@ -31,8 +34,8 @@ def main(argv=None) -> None:
         p.error("--n must be at least 1")
     if a.workers < 1:
         p.error("--workers must be at least 1")
-    if a.guidance < 0:
-        p.error("--guidance must be >= 0")
+    if a.guidance < 0 or (a.speech_guidance is not None and a.speech_guidance < 0):
+        p.error("--guidance and --speech-guidance must be >= 0")
     tasks = [t for t in a.tasks.split(",") if t]
     unknown = [t for t in tasks if t not in LAYOUT]
     if unknown:
@@ -42,10 +45,11 @@ def main(argv=None) -> None:
         from nextomni.eval.parallel import evaluate_parallel
 
         result = evaluate_parallel(a.checkpoint, a.workers, a.n, a.steps, tasks,
-                                   guidance=a.guidance)
+                                   guidance=a.guidance, speech_guidance=a.speech_guidance)
     else:
         model, fmt = load_checkpoint(a.checkpoint)
-        result = evaluate(model, fmt, a.n, a.steps, tasks, guidance=a.guidance)
+        result = evaluate(model, fmt, a.n, a.steps, tasks, guidance=a.guidance,
+                          speech_guidance=a.speech_guidance)
     report(result, a.json)
 
 

@@ -132,14 +132,16 @@ def task_numbers(ev: Evaluator, name: str, n: int) -> dict:
 
 
 def evaluate(model, fmt, n: int = 200, steps: int = 16, tasks=None, seed: int = 0,
-             guidance: float = 0.0) -> dict:
+             guidance: float = 0.0, speech_guidance: float | None = None) -> dict:
     """One number per task; the issue's keys plus a few more (spoken VQA, audio->image,
     image->speech, the probe's view of generated speech, and for image replies the share of
     the asked scene's attributes drawn right, `<task>_attr`, scored like captions, and that
     score attribute by attribute, `<task>_attr_by`, counted over all items: see
     `parse.attribute_breakdown`), and the share of replies of the asked kind, `<task>_kind`.
-    `guidance` is the classifier-free guidance scale of image and speech replies."""
-    ev = Evaluator(model, fmt, DecodeOptions(steps=steps, guidance=guidance), seed)
+    `guidance` is the classifier-free guidance scale of image and speech replies,
+    `speech_guidance` that of speech replies where it differs (the app's default: 0)."""
+    options = DecodeOptions(steps=steps, guidance=guidance, speech_guidance=speech_guidance)
+    ev = Evaluator(model, fmt, options, seed)
     result: dict[str, float | dict[str, float]] = {}
     for name in tasks or list(LAYOUT):
         result.update(task_numbers(ev, name, n))

@@ -15,7 +15,8 @@ from tqdm import tqdm
 _worker: dict = {}
 
 
-def _start(checkpoint: str, steps: int, guidance: float, seed: int, threads: int) -> None:
+def _start(checkpoint: str, steps: int, guidance: float, speech_guidance: float | None,
+           seed: int, threads: int) -> None:
     import torch
 
     from nextomni.eval.omni import Evaluator
@@ -24,7 +25,8 @@ def _start(checkpoint: str, steps: int, guidance: float, seed: int, threads: int
 
     torch.set_num_threads(threads)
     model, fmt = load_checkpoint(checkpoint)
-    _worker["ev"] = Evaluator(model, fmt, DecodeOptions(steps=steps, guidance=guidance), seed)
+    options = DecodeOptions(steps=steps, guidance=guidance, speech_guidance=speech_guidance)
+    _worker["ev"] = Evaluator(model, fmt, options, seed)
     _worker["ev"].progress = False
 
 
@@ -36,7 +38,8 @@ def _run(job: str, n: int) -> dict:
 
 
 def evaluate_parallel(checkpoint, workers: int, n: int = 200, steps: int = 16, tasks=None,
-                      seed: int = 0, guidance: float = 0.0, threads: int = 1) -> dict:
+                      seed: int = 0, guidance: float = 0.0,
+                      speech_guidance: float | None = None, threads: int = 1) -> dict:
     """`omni.evaluate` of the checkpoint at `checkpoint`, its tasks shared by `workers`
     processes; the same keys in the same order."""
     from nextomni.eval.omni import LAYOUT
@@ -47,7 +50,8 @@ def evaluate_parallel(checkpoint, workers: int, n: int = 200, steps: int = 16, t
     done: dict[str, dict] = {}
     ctx = multiprocessing.get_context("spawn")  # torch's threads do not survive a fork
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_start,
-                             initargs=(str(checkpoint), steps, guidance, seed, threads)) as pool:
+                             initargs=(str(checkpoint), steps, guidance, speech_guidance, seed,
+                                       threads)) as pool:
         futures = {pool.submit(_run, job, n): job for job in order}
         for f in tqdm(as_completed(futures), total=len(futures), desc="tasks"):
             done[futures[f]] = f.result()
