@@ -104,8 +104,8 @@ class OmniEngine:
         model, fmt = self._pick(settings.mode)
         options = self.options(settings, model.config)
         prompt = self._fit(fmt, turns, options)
-        guided = max(settings.guidance, settings.speech_guidance) > 0 and not model.config.causal
-        uncond = fmt.prompt([Turn("user", [Part("text", NULL_PROMPT)])]) if guided else None
+        uncond = fmt.prompt([Turn("user", [Part("text", NULL_PROMPT)])]) \
+            if options.guided and not model.config.causal else None
         return self._run(model, fmt, prompt, uncond, options, settings, session)
 
     def _run(self, model, fmt, prompt, uncond, options, settings, session):

@@ -37,8 +37,7 @@ class Evaluator:
         self.progress = True  # a bar per task (off in worker processes)
         # guidance's unconditional prompt, the one condition dropout trained
         self.uncond = fmt.prompt([Turn("user", [text_part(SPECIAL_TOKENS[NULL])])]) \
-            if max(options.guidance_for("image"), options.guidance_for("audio")) > 0 \
-            and not model.config.causal else None
+            if options.guided and not model.config.causal else None
 
     def respond(self, turns: list[Turn], i: int):
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + i)

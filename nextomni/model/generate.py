@@ -92,6 +92,12 @@ class DecodeOptions:
             return self.speech_guidance
         return self.guidance if layout in ("image", "audio") else 0.0
 
+    @property
+    def guided(self) -> bool:
+        """Whether some reply (an image or speech) would be guided: the unconditional prompt
+        is then needed."""
+        return max(self.guidance_for("image"), self.guidance_for("audio")) > 0
+
 
 @dataclass
 class PromptCache:
