@@ -82,7 +82,7 @@ class ImageTokenizer(Pretrained):
     # ------------------------------------------------------------------ tensors in/out
     def to_tensor(self, images) -> Tensor:
         """uint8 [B, H, W, 3] array/tensor or a list of PIL images -> float [B, 3, S, S] in
-        [-1, 1]; other sizes are centre-cropped to a square and resized."""
+        [-1, 1]; other sizes are letterboxed to a square and resized."""
         s = self.config.image_size
         if isinstance(images, Image.Image):
             images = [images]
@@ -197,11 +197,25 @@ def to_uint8(x: Tensor) -> np.ndarray:
 
 
 def _square(arr: np.ndarray, size: int) -> np.ndarray:
-    """Centre-crop to a square and resize to size x size."""
+    """Letterbox to a square (pad the short side with the picture's border colour), then
+    resize to size x size. Padding rather than cropping keeps the whole scene of a
+    non-square upload: a centre crop of a 4:3 picture cuts off its left and right cells.
+    Training pictures are square, so they pass through unchanged."""
+    arr = letterbox(np.asarray(arr))
+    if arr.shape[0] == size:
+        return np.ascontiguousarray(arr)
+    return np.asarray(Image.fromarray(arr).resize((size, size), Image.BICUBIC))
+
+
+def letterbox(arr: np.ndarray) -> np.ndarray:
+    """uint8 [H, W, 3] -> [S, S, 3], S = max(H, W): the picture centred on a canvas of its
+    border colour (the per-channel median of its outermost pixels)."""
     h, w = arr.shape[:2]
-    s = min(h, w)
-    top, left = (h - s) // 2, (w - s) // 2
-    crop = arr[top:top + s, left:left + s]
-    if s == size:
-        return np.ascontiguousarray(crop)
-    return np.asarray(Image.fromarray(crop).resize((size, size), Image.BICUBIC))
+    if h == w:
+        return arr
+    ring = np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]])
+    canvas = np.empty((max(h, w), max(h, w), 3), np.uint8)
+    canvas[:] = np.median(ring, axis=0).round().astype(np.uint8)
+    top, left = (canvas.shape[0] - h) // 2, (canvas.shape[1] - w) // 2
+    canvas[top:top + h, left:left + w] = arr
+    return canvas

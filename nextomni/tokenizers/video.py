@@ -29,7 +29,9 @@ def sample_frames(frames: np.ndarray, n: int = VIDEO_FRAMES) -> np.ndarray:
 def encode_video(frames: np.ndarray, audio: np.ndarray | None, image_tokenizer,
                  audio_tokenizer=None, n_frames: int = VIDEO_FRAMES,
                  pool: int = FRAME_POOL) -> VideoTokens:
-    """Tokenize a clip: frames uint8 [T, H, W, 3] and an optional 16 kHz sound track."""
+    """Tokenize a clip: frames uint8 [T, H, W, 3] of any size (the image tokenizer
+    letterboxes non-square frames, so a wide clip keeps its sides) and an optional 16 kHz
+    sound track."""
     codes = image_tokenizer.encode(sample_frames(frames, n_frames), pool=pool)
     sound = None
     if audio is not None and audio_tokenizer is not None and len(audio):
