@@ -107,10 +107,11 @@ def browser_secret(db: Path) -> str:
 def gallery(n: int = 24) -> list:
     """Built-in retrieval gallery: held-out OmniWorld scenes with their descriptions."""
     from nextomni.data.splits import heldout
+    from nextomni.data.text import canonical_caption
     from nextomni.data.world import random_scene, render
 
     scenes = [random_scene(s) for s in heldout(n)]
-    return [(s.describe(), render(s)) for s in scenes]
+    return [(canonical_caption(s), render(s)) for s in scenes]
 
 
 def build(cfg: AppConfig):

@@ -53,7 +53,8 @@ def changed_scene(scene, what: str):
 def with_changed_prompt(example, what: str):
     """The text -> image example with its reply kept and its prompt describing the changed
     scene in the same words otherwise (None where the change does not apply)."""
-    from nextomni.data.tasks import Example, Turn, text
+    from nextomni.chat import Turn, text
+    from nextomni.data.tasks import Example
     from nextomni.data.text import scene_phrase
 
     scene = example.answer

@@ -34,6 +34,7 @@ def agreement(a: list[int], b: list[int]) -> tuple[int, int]:
 
 
 def main(argv=None) -> dict:
+    from nextomni.data.media import as_media
     from nextomni.data.splits import heldout
     from nextomni.data.tasks import make_example
     from nextomni.model.generate import DecodeOptions, generate
@@ -51,7 +52,7 @@ def main(argv=None) -> dict:
     for task in [t for t in a.tasks.split(",") if t]:
         same = count = identical = 0
         for i, seed in enumerate(heldout(a.n)):
-            prompt = fmt.prompt(make_example(task, seed).turns[:-1]).build()
+            prompt = fmt.prompt(as_media(make_example(task, seed).turns[:-1])).build()
             outs = [tokens(generate(model, prompt, DecodeOptions(steps=a.steps, cache=c),
                                     torch.Generator().manual_seed(i))) for c in (True, False)]
             s, n = agreement(*outs)

@@ -49,10 +49,11 @@ def load_dfm(p: argparse.ArgumentParser, checkpoint):
 def reply_loss(model, fmt, examples, t: float) -> float:
     """Mean over `examples` of each reply's mean DFM loss, every block at noise level t, with
     the same generator seed whatever the prompts."""
+    from nextomni.data.media import as_media
     from nextomni.model.objective import dfm_objective
     from nextomni.model.sequence import collate
 
-    batch = collate([fmt.encode_all(e.turns) for e in examples])
+    batch = collate([fmt.encode_all(as_media(e.turns)) for e in examples])
     b, length, g = batch.ids.shape
     with torch.no_grad():
         return dfm_objective(model, batch, generator=torch.Generator().manual_seed(0),

@@ -162,9 +162,17 @@ def _to_mono(data: np.ndarray) -> np.ndarray:
     return data.mean(axis=1) if data.ndim == 2 else data
 
 
-def _resample(audio: np.ndarray, sr: int) -> np.ndarray:
-    from nextomni.data.speech import resample
+def resample(audio: np.ndarray, sr: int, target: int = SAMPLE_RATE) -> np.ndarray:
+    """Deterministic high-quality resampling (soxr, as librosa uses) to `target` Hz."""
+    import soxr
 
+    audio = np.ascontiguousarray(audio, dtype=np.float32)
+    if sr == target:
+        return audio
+    return soxr.resample(audio, sr, target, quality="HQ").astype(np.float32)
+
+
+def _resample(audio: np.ndarray, sr: int) -> np.ndarray:
     return resample(audio, sr, SAMPLE_RATE)
 
 
@@ -334,8 +342,9 @@ def save_audio(path, audio: np.ndarray, sr: int = SAMPLE_RATE) -> str:
 def save_video(path, frames: np.ndarray, fps: float, audio: np.ndarray | None = None,
                sr: int = SAMPLE_RATE) -> str:
     """Browser-playable MP4: H.264 (yuv420p) video and, if given, AAC sound."""
-    import av
     from fractions import Fraction
+
+    import av
 
     frames = np.asarray(frames, dtype=np.uint8)
     _, h, w, _ = frames.shape

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from nextomni.chat import ROLES
 from sessions.schema import migrations
 
 STATUSES = ("pending", "done", "failed", "cancelled")
@@ -352,7 +353,7 @@ def _read_archive(path) -> tuple[dict, dict[str, bytes]]:
         if hashlib.sha256(data).hexdigest() != sha:
             bad(f"media file {sha[:12]}... is damaged")
     for i, t in enumerate(doc["turns"]):
-        if not isinstance(t, dict) or t.get("role") not in ("system", "user", "assistant") \
+        if not isinstance(t, dict) or t.get("role") not in ROLES \
                 or t.get("status") not in STATUSES or not isinstance(t.get("parts"), list) \
                 or not isinstance(t.get("settings", {}), dict):
             bad(f"turn {i} is malformed")

@@ -172,6 +172,7 @@ def test_quantized_load_runs(tmp_path, mode):
 
 def test_formatter_lays_out_every_task():
     from nextomni.data.corpus import text_corpus
+    from nextomni.data.media import as_media
     from nextomni.data.tasks import TASKS, make_example
     from nextomni.model.formatting import ChatFormatter, Tokenizers
     from nextomni.tokenizers import (
@@ -191,7 +192,7 @@ def test_formatter_lays_out_every_task():
     fmt = ChatFormatter(config, Tokenizers(text_tok, image_tok, audio_tok))
     rng = __import__("numpy").random.default_rng(0)
     for task in sorted(TASKS):
-        turns = make_example(task, 0).turns
+        turns = as_media(make_example(task, 0).turns)
         s = fmt.encode(turns, rng)
         n = int(s.target.sum())
         assert n >= 1 and len(set(s.segment[s.target].tolist())) == 1, task
@@ -206,7 +207,7 @@ def test_formatter_lays_out_every_task():
         header = s.segment == s.segment[start] - 1
         assert s.ids[header][0, 0] == IM_START or int(s.segment[start]) > 0
     with pytest.raises(ValueError, match="assistant"):
-        fmt.encode(make_example("vqa", 0).turns[:1])
+        fmt.encode(as_media(make_example("vqa", 0).turns[:1]))
     with pytest.raises(ValueError, match="silence"):
         OmniConfig.for_tokenizers(text_tok, image_tok, audio_tok, silence=(1, 2))
 

@@ -10,6 +10,7 @@ import pytest
 
 from nextomni.data.splits import heldout
 from nextomni.data.tasks import make_example
+from nextomni.data.text import canonical_caption
 from nextomni.data.world import random_scene, render
 from nextomni.engine import (
     AudioSegment, Finished, ImageSegment, Message, OmniEngine, Progress, Settings, TextSegment,
@@ -88,7 +89,7 @@ def test_cache_on_and_off_agree(engine):
 def test_retrieves_described_scenes_far_above_chance(engine):
     scenes = [random_scene(s) for s in heldout(12, offset=1200)]
     gallery = [{"kind": "image", "value": render(s)} for s in scenes]
-    hits = sum(engine.search(s.describe(), gallery, top=1)[0].index == i
+    hits = sum(engine.search(canonical_caption(s), gallery, top=1)[0].index == i
                for i, s in enumerate(scenes))
     assert hits >= 5  # 12 of 12 when measured; chance: 1 of 12
     assert np.isclose(np.linalg.norm(engine.embed("a red circle")), 1, atol=1e-4)

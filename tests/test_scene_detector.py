@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from nextomni.data.text import canonical_caption
 from nextomni.data.world import Scene, random_scene, render
 from nextomni.eval.scene_detector import detect
 
@@ -55,7 +56,7 @@ def test_attribute_accuracy_scores_captions_and_drawn_scenes_alike():
     scene = Scene((Shape(0, 0, "circle", "red", "small"), Shape(2, 2, "star", "blue", "large")),
                   "white")
     total = 1 + 3 * 2  # the background, then kind, colour and size of each shape
-    assert caption_attribute_accuracy(scene, scene.describe()) == (total, total)
+    assert caption_attribute_accuracy(scene, canonical_caption(scene)) == (total, total)
     assert scene_attribute_accuracy(scene, scene) == (total, total)
     assert scene_attribute_accuracy(scene, Scene((), "white")) == (1, total)
     wrong_colour = Scene((Shape(0, 0, "circle", "green", "small"),), "black")

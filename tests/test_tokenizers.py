@@ -8,6 +8,7 @@ from PIL import Image
 
 from nextomni.data.corpus import text_corpus
 from nextomni.data.speech import speak
+from nextomni.data.text import canonical_caption
 from nextomni.data.world import random_scene, render
 from nextomni.tokenizers import (
     AudioTokenizer, AudioTokenizerConfig, ImageTokenizer, ImageTokenizerConfig, TextTokenizer,
@@ -46,7 +47,7 @@ def test_text_special_ids_and_round_trip(text_tok, tmp_path):
     for i, tok in enumerate(SPECIAL_TOKENS):
         assert text_tok.token_id(tok) == i
     assert (PAD, EOS) == (text_tok.pad_id, text_tok.eos_id) == (0, 1)
-    sentence = random_scene(5).describe()
+    sentence = canonical_caption(random_scene(5))
     ids = text_tok.encode(sentence)
     assert text_tok.decode(ids) == sentence
     assert len(ids) <= len(sentence.split()) + 3  # OmniWorld words are single tokens

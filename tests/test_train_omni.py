@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from nextomni.data.corpus import text_corpus
-from nextomni.data.tasks import Turn, text as text_part
+from nextomni.data.tasks import Turn
+from nextomni.data.tasks import text as text_part
+from nextomni.data.text import canonical_caption
 from nextomni.eval.omni import evaluate
 from nextomni.model.loading import load_checkpoint
 from nextomni.model.sequence import collate
@@ -351,8 +353,8 @@ def test_data_workers_run_every_library_on_one_thread():
 def test_all_blocks_batches_hold_noised_copies(tmp_path):
     import numpy as np
 
-    from nextomni.model.loading import load_tokenizers
     from nextomni.model.formatting import ChatFormatter
+    from nextomni.model.loading import load_tokenizers
     from nextomni.train.omni import build_model, dfm_batch
 
     tiny_tokenizers(tmp_path)
@@ -508,7 +510,7 @@ def test_retrieval_pairs_hold_hard_negatives():
     for a, b in (pairs[0:2], pairs[2:4]):
         assert a[0].kind == b[0].kind == "image" and a[0].value != b[0].value
         sa, sb = a[0].value, b[0].value
-        assert a[1].value == sa.describe() and b[1].value == sb.describe()
+        assert a[1].value == canonical_caption(sa) and b[1].value == canonical_caption(sb)
         changed = (set(sa.shapes) ^ set(sb.shapes)) or sa.background != sb.background
         assert changed and len(set(sa.shapes) ^ set(sb.shapes)) <= 2  # one shape edited
     assert len(retrieval_pairs(np.random.default_rng(3), 2)) == 2

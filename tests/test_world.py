@@ -1,6 +1,5 @@
 """OmniWorld: scenes, renders, texts, speech and video are exact functions of their seeds."""
 
-import hashlib
 import json
 import os
 import subprocess
@@ -13,9 +12,7 @@ from nextomni.data.text import (
     QA_KINDS, canonical_caption, edit, edit_chain, generation_instruction, question, refer,
 )
 from nextomni.data.video import DIRECTIONS, random_motion, render_video, tone_track
-from nextomni.data.world import (
-    BACKGROUNDS, COLORS, SHAPES, Scene, Shape, random_scene, render,
-)
+from nextomni.data.world import BACKGROUNDS, COLORS, SHAPES, Scene, Shape, random_scene, render
 
 FINGERPRINT = """
 import hashlib, json, numpy as np
@@ -52,7 +49,7 @@ def test_scenes_compare_by_value_and_validate():
     a = Scene((Shape(0, 0, "circle", "red", "large"), Shape(2, 2, "star", "blue", "small")))
     b = Scene((Shape(2, 2, "star", "blue", "small"), Shape(0, 0, "circle", "red", "large")))
     assert a == b and hash(a) == hash(b)
-    assert a.describe() == ("a large red circle in the top left and a small blue star in the "
+    assert canonical_caption(a) == ("a large red circle in the top left and a small blue star in the "
                             "bottom right on a black background.")
     with pytest.raises(ValueError, match="share a cell"):
         Scene((Shape(1, 1, "circle", "red", "large"), Shape(1, 1, "star", "red", "small")))
@@ -169,7 +166,7 @@ def test_preview_cli_writes_a_browsable_sample(tmp_path):
     assert len([n for n in names if n.endswith(".wav")]) >= 1
     items = json.loads((tmp_path / "texts.json").read_text())
     assert [i["seed"] for i in items] == list(range(3, 9))
-    assert items[0]["description"] == random_scene(3).describe()
+    assert items[0]["description"] == canonical_caption(random_scene(3))
     from nextomni.media import load_image, load_video
 
     assert load_image(tmp_path / "contact_sheet.png").size[0] > 128

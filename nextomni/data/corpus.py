@@ -6,13 +6,13 @@ from typing import Iterator
 
 import numpy as np
 
+from nextomni.chat import ROLES
 from nextomni.data.text import (
-    QA_KINDS, caption, edit_chain, generation_instruction, question, speech_request,
-    spoken_style,
+    QA_KINDS, canonical_caption, caption, edit_chain, generation_instruction, question,
+    speech_request, spoken_style,
 )
 from nextomni.data.video import motion_question, random_motion
 from nextomni.data.world import random_scene
-from nextomni.tokenizers.special import ROLES
 
 
 def text_corpus(seeds: range) -> Iterator[str]:
@@ -21,7 +21,7 @@ def text_corpus(seeds: range) -> Iterator[str]:
     for seed in seeds:
         rng = np.random.default_rng([seed, 7])
         scene = random_scene(seed)
-        yield scene.describe()
+        yield canonical_caption(scene)
         yield caption(scene, rng)
         yield generation_instruction(scene, rng)
         for kind in QA_KINDS:
@@ -31,7 +31,7 @@ def text_corpus(seeds: range) -> Iterator[str]:
             yield spoken_style(qa.question, rng)
         for e in edit_chain(scene, rng, 2):
             yield e.instruction
-        yield speech_request(scene.describe(), rng)
+        yield speech_request(canonical_caption(scene), rng)
         qa = motion_question(random_motion(seed), rng)
         yield qa.question + " " + qa.answer
 
@@ -42,5 +42,5 @@ def spoken_sentences(seed: int) -> list[str]:
     scene = random_scene(seed)
     qa = question(scene, rng)
     edit = edit_chain(scene, rng, 1)[0]
-    return [scene.describe().rstrip("."), spoken_style(qa.question, rng), qa.answer,
+    return [canonical_caption(scene).rstrip("."), spoken_style(qa.question, rng), qa.answer,
             generation_instruction(scene, rng).rstrip(".?"), edit.instruction.rstrip(".")]

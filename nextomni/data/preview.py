@@ -10,7 +10,8 @@ from PIL import Image, ImageDraw
 
 from nextomni.data.speech import random_voice, speak
 from nextomni.data.text import (
-    caption, edit_chain, generation_instruction, question, speech_request, spoken_style,
+    canonical_caption, caption, edit_chain, generation_instruction, question, speech_request,
+    spoken_style,
 )
 from nextomni.data.video import random_motion, render_video, tone_track
 from nextomni.data.world import random_scene, render
@@ -30,14 +31,14 @@ def scene_item(seed: int) -> dict:
     edits = edit_chain(scene, rng, turns=2)
     return {
         "seed": seed,
-        "description": scene.describe(),
+        "description": canonical_caption(scene),
         "caption": caption(scene, rng),
         "questions": [{"q": qa.question, "a": qa.answer, "kind": qa.kind} for qa in qas],
         "generate": generation_instruction(scene, rng),
-        "edits": [{"instruction": e.instruction, "kind": e.kind, "result": e.after.describe()}
+        "edits": [{"instruction": e.instruction, "kind": e.kind, "result": canonical_caption(e.after)}
                   for e in edits],
         "spoken": spoken_style(qas[0].question, rng),
-        "say": speech_request(scene.describe(), rng),
+        "say": speech_request(canonical_caption(scene), rng),
     }
 
 
@@ -74,7 +75,7 @@ def write_preview(seed: int, n: int, out: Path, n_speech: int = 4) -> list[Path]
     video = out / "video.mp4"
     save_video(video, render_video(motion, TILE), motion.fps, tone_track(motion))
     (out / "video.txt").write_text(
-        f"{motion.scene.describe()}\nmoving {motion.direction}, {motion.speed}, "
+        f"{canonical_caption(motion.scene)}\nmoving {motion.direction}, {motion.speed}, "
         f"{motion.frames} frames, tone: {'yes' if motion.tone else 'no'}\n")
     return written + [video, out / "video.txt"]
 

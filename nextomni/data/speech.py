@@ -15,7 +15,7 @@ from functools import lru_cache
 import numpy as np
 import soundfile as sf
 
-SAMPLE_RATE = 16_000
+from nextomni.media import SAMPLE_RATE, resample  # noqa: F401 (SAMPLE_RATE: the world's rate)
 
 # Base voices and eSpeak variants (+m = male, +f = female timbres).
 VOICES: tuple[str, ...] = (
@@ -64,12 +64,3 @@ def speak(text: str, voice: Voice = Voice()) -> np.ndarray:
     pcm = np.frombuffer(wav[44:], dtype="<i2").astype(np.float32) / 32768.0
     return resample(pcm, header.samplerate)
 
-
-def resample(audio: np.ndarray, sr: int, target: int = SAMPLE_RATE) -> np.ndarray:
-    """Deterministic high-quality resampling (soxr, as librosa uses)."""
-    import soxr
-
-    audio = np.ascontiguousarray(audio, dtype=np.float32)
-    if sr == target:
-        return audio
-    return soxr.resample(audio, sr, target, quality="HQ").astype(np.float32)

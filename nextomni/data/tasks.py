@@ -1,17 +1,19 @@
 """The task mixture: chat examples built from OmniWorld, before any tokenization.
 
-An `Example` is a list of turns; each turn is a role and parts (text, an image scene, speech,
-a video). The last turn is the assistant response the model learns to produce; `answer` is
-what evaluation compares a generated response to (a string, a `Scene`, or a transcript).
+An `Example` is a list of chat turns (`nextomni.chat`) whose parts hold world objects (a
+`Scene`, a `Speech`, a `Motion`) until `nextomni.data.media.as_media` makes them media. The
+last turn is the assistant response the model learns to produce; `answer` is what evaluation
+compares a generated response to (a string, a `Scene`, or a transcript).
 Every example is a pure function of (task, seed).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
+from nextomni.chat import Part, Turn
 from nextomni.data.speech import Voice, random_voice
 from nextomni.data.text import (
     QA_KINDS, canonical_caption, edit, edit_chain, generation_instruction, pick, question,
@@ -28,18 +30,6 @@ ASSISTANT_VOICE = Voice("en-us", 160, 50)
 class Speech:
     text: str
     voice: Voice = ASSISTANT_VOICE
-
-
-@dataclass(frozen=True)
-class Part:
-    kind: str  # text | image | audio | video
-    value: object  # str | Scene | Speech | Motion
-
-
-@dataclass
-class Turn:
-    role: str
-    parts: list[Part] = field(default_factory=list)
 
 
 @dataclass
@@ -102,7 +92,7 @@ def t2i_task(seed: int, rng: np.random.Generator) -> Example:
 
 def asr_task(seed: int, rng: np.random.Generator) -> Example:
     scene = random_scene(seed)
-    sentence = pick(rng, (scene.describe().rstrip("."),
+    sentence = pick(rng, (canonical_caption(scene).rstrip("."),
                           question(scene, rng).question.rstrip("?"),
                           generation_instruction(scene, rng).rstrip(".?")))
     ask = pick(rng, ("transcribe this.", "what did I say?", "write down what you hear."))
@@ -120,7 +110,7 @@ def spoken_vqa_task(seed: int, rng: np.random.Generator) -> Example:
 
 def tts_task(seed: int, rng: np.random.Generator) -> Example:
     scene = random_scene(seed)
-    sentence = pick(rng, (scene.describe().rstrip("."), question(scene, rng).answer,
+    sentence = pick(rng, (canonical_caption(scene).rstrip("."), question(scene, rng).answer,
                           question(scene, rng).question.rstrip("?")))
     return Example("tts", [user(text(speech_request(sentence, rng))),
                            assistant(audio(sentence))], sentence)
@@ -144,7 +134,7 @@ def image_to_speech_task(seed: int, rng: np.random.Generator) -> Example:
     scene = random_scene(seed)
     ask = pick(rng, ("describe the image out loud.", "tell me what you see, in speech.",
                      "say what is in the picture."))
-    sentence = scene.describe().rstrip(".")
+    sentence = canonical_caption(scene).rstrip(".")
     return Example("i2s", [user(image(scene), text(ask)), assistant(audio(sentence))], sentence)
 
 
@@ -189,7 +179,7 @@ def retrieval_siblings(seed: int) -> list[tuple[Part, Part]]:
     rng = np.random.default_rng([seed, 13])
     scene = random_scene(seed)
     other = edit(scene, rng).after
-    return [(image(s), text(s.describe())) for s in (scene, other)]
+    return [(image(s), text(canonical_caption(s))) for s in (scene, other)]
 
 
 def retrieval_pair(seed: int) -> tuple[Part, Part]:
@@ -199,8 +189,8 @@ def retrieval_pair(seed: int) -> tuple[Part, Part]:
     kind = pick(rng, ("image", "image", "audio", "video"))
     if kind == "video":
         m = random_motion(seed)
-        return video(m), text(f"{m.scene.describe().rstrip('.')} moving {m.direction}")
+        return video(m), text(f"{canonical_caption(m.scene).rstrip('.')} moving {m.direction}")
     scene = random_scene(seed)
     if kind == "audio":
-        return audio(scene.describe().rstrip("."), random_voice(rng)), text(scene.describe())
-    return image(scene), text(scene.describe())
+        return audio(canonical_caption(scene).rstrip("."), random_voice(rng)), text(canonical_caption(scene))
+    return image(scene), text(canonical_caption(scene))

@@ -104,12 +104,6 @@ class Scene:
             raise ValueError(f"two shapes share a cell: {cells}")
         object.__setattr__(self, "shapes", shapes)
 
-    def describe(self) -> str:
-        """Canonical caption: every attribute of every shape, then the background."""
-        from nextomni.data.text import canonical_caption  # text depends on world, not back
-
-        return canonical_caption(self)
-
     def at(self, cell: tuple[int, int]) -> Shape | None:
         return next((s for s in self.shapes if s.cell == cell), None)
 

@@ -31,7 +31,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from nextomni.data.tasks import Part, Turn
+from nextomni.chat import Part, Turn
 from nextomni.engine.events import (
     AudioSegment, Event, Finished, ImageSegment, Progress, TextSegment,
 )

@@ -15,11 +15,8 @@ import numpy as np
 from PIL import Image
 
 from nextomni import media
-from nextomni.data.tasks import Part, Turn
+from nextomni.chat import KINDS, ROLES, Part, Turn
 from nextomni.media import VideoClip
-
-KINDS = ("text", "image", "audio", "video")
-ROLES = ("system", "user", "assistant")
 
 
 class MessageError(ValueError):

@@ -11,7 +11,10 @@ import torch
 from tqdm import tqdm
 
 from nextomni.data.splits import heldout
-from nextomni.data.tasks import REPLY_MODALITY, Part, Turn, make_example, text as text_part
+from nextomni.chat import Part, Turn, text as text_part
+from nextomni.data.media import as_media, part_media
+from nextomni.data.tasks import REPLY_MODALITY, make_example
+from nextomni.data.text import canonical_caption
 from nextomni.data.world import random_scene
 from nextomni.eval.metrics import wer, words
 from nextomni.eval.parse import (
@@ -41,7 +44,7 @@ class Evaluator:
 
     def respond(self, turns: list[Turn], i: int):
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + i)
-        return generate(self.model, self.fmt.prompt(turns), self.options, g,
+        return generate(self.model, self.fmt.prompt(as_media(turns)), self.options, g,
                         uncond_prompt=self.uncond)
 
     def text(self, ids) -> str:
@@ -104,13 +107,13 @@ class Evaluator:
         return res
 
     def embed(self, parts: list[Part], batch: int = 32) -> torch.Tensor:
-        return embed_parts(self.model, self.fmt, parts, batch)
+        return embed_parts(self.model, self.fmt, [part_media(p) for p in parts], batch)
 
     def retrieval(self, n: int) -> float:
         """Text -> image R@1 over a gallery of n held-out scenes."""
         scenes = [random_scene(s) for s in heldout(n)]
         images = self.embed([Part("image", s) for s in scenes])
-        texts = self.embed([text_part(s.describe()) for s in scenes])
+        texts = self.embed([text_part(canonical_caption(s)) for s in scenes])
         return float((texts @ images.T).argmax(1).eq(torch.arange(n)).float().mean())
 
 

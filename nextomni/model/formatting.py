@@ -1,28 +1,22 @@
 """Chat turns -> `Sequence`: tokenizes every part and lays the turns out in the chat format.
 
-Parts may be OmniWorld objects (a `Scene`, `Speech`, `Motion`: rendered / spoken here) or
-media (an RGB image array or PIL image, a 16 kHz waveform, a `media.VideoClip`), so training,
-evaluation and the engine all format through this one place.
+Parts are plain media (`nextomni.chat`): an RGB array or PIL image, a 16 kHz waveform, a
+`media.VideoClip`. Training, evaluation and the engine all format through this one place, and
+none of them hands it anything but what a user could upload.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from PIL import Image
 
-from nextomni.data.speech import speak
-from nextomni.data.tasks import Part, Speech, Turn
-from nextomni.data.video import Motion, render_video, tone_track
-from nextomni.data.world import Scene, render
+from nextomni.chat import ROLES, Part, Turn
 from nextomni.media import VideoClip
 from nextomni.model.config import OmniConfig
-from nextomni.model.sequence import (
-    Block, Sequence, SequenceBuilder, pick_target, response_blocks,
-)
+from nextomni.model.sequence import Block, Sequence, SequenceBuilder, pick_target, response_blocks
 from nextomni.tokenizers.special import EOS, PAD
 from nextomni.tokenizers.video import encode_video
 
@@ -34,57 +28,25 @@ class Tokenizers:
     audio: object
 
 
-class SpeechCache(OrderedDict):
-    """Codes of spoken sentences, keyed by (text, voice), the least recently used dropped
-    beyond `size`: a long training run speaks millions of distinct sentences and must not
-    keep them all, while one example often holds the same speech twice (asked and heard)."""
-
-    def __init__(self, size: int = 256):
-        super().__init__()
-        self.size = size
-
-    def get_or_make(self, key, make):
-        if key in self:
-            self.move_to_end(key)
-            return self[key]
-        value = self[key] = make()
-        if len(self) > self.size:
-            self.popitem(last=False)
-        return value
-
-
 class ChatFormatter:
-    def __init__(self, config: OmniConfig, tokenizers: Tokenizers,
-                 speech_cache: SpeechCache | None = None):
+    def __init__(self, config: OmniConfig, tokenizers: Tokenizers):
         self.config, self.tok = config, tokenizers
-        self.speech_cache = speech_cache if speech_cache is not None else SpeechCache()
         self._newline = tokenizers.text.encode("\n")
-        self._roles = {r: tokenizers.text.encode(r + "\n") for r in ("user", "assistant",
-                                                                      "system")}
+        self._roles = {r: tokenizers.text.encode(r + "\n") for r in ROLES}
 
     # ------------------------------------------------------------------ parts
     def image_codes(self, value) -> torch.Tensor:
-        if isinstance(value, Scene):
-            value = render(value)
         if isinstance(value, Image.Image):
             value = np.asarray(value.convert("RGB"))
         return self.tok.image.encode([np.asarray(value)])[0]  # a list: any size is squared
 
     def audio_codes(self, value) -> torch.Tensor:
-        if isinstance(value, Speech):
-            return self.speech_cache.get_or_make(
-                (value.text, value.voice),
-                lambda: self.tok.audio.encode(speak(value.text, value.voice)))
         return self.tok.audio.encode(np.asarray(value, dtype=np.float32))
 
     def video_tokens(self, value):
-        if isinstance(value, Motion):
-            frames, sound = render_video(value), tone_track(value)
-        elif isinstance(value, VideoClip):
-            frames, sound = value.frames, value.audio
-        else:
-            raise ValueError(f"cannot read a video from {type(value).__name__}")
-        return encode_video(frames, sound, self.tok.image, self.tok.audio,
+        if not isinstance(value, VideoClip):
+            raise ValueError(f"a video part holds a VideoClip, not {type(value).__name__}")
+        return encode_video(value.frames, value.audio, self.tok.image, self.tok.audio,
                             self.config.video_frames, self.config.image_grid // self.config.video_grid)
 
     def add_part(self, b: SequenceBuilder, part: Part) -> None:
@@ -169,5 +131,5 @@ class ChatFormatter:
 
     @staticmethod
     def _check_role(role: str) -> None:
-        if role not in ("user", "assistant", "system"):
+        if role not in ROLES:
             raise ValueError(f"unknown role {role!r}")

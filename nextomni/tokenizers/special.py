@@ -18,5 +18,3 @@ SPECIAL_TOKENS: tuple[str, ...] = (
 
 PAD, EOS, IM_START, IM_END, IMAGE_START, IMAGE_END, AUDIO_START, AUDIO_END, VIDEO_START, \
     VIDEO_END, NULL = range(len(SPECIAL_TOKENS))
-
-ROLES = ("system", "user", "assistant")

@@ -44,7 +44,9 @@ from nextomni.data.mixture import (
 )
 from nextomni.data.speech import random_voice, speak
 from nextomni.data.splits import TRAIN_SEEDS
-from nextomni.data.tasks import Example, Turn, text as text_part
+from nextomni.chat import Turn, text as text_part
+from nextomni.data.media import as_media, part_media
+from nextomni.data.tasks import Example
 from nextomni.data.world import random_scene, render
 from nextomni.model import OmniConfig, OmniModel
 from nextomni.model.formatting import ChatFormatter, Tokenizers
@@ -186,11 +188,12 @@ def dfm_batch(fmt: ChatFormatter, stage: str, rng, cfg: OmniTrainConfig) -> Batc
     while len(seqs) < cfg.batch:
         ex = sample_tasks(stage, rng, 1, mix)[0]
         if cfg.causal:  # next-token targets over the whole reply; no guidance to learn
-            s = fmt.encode_full(ex.turns)
+            s = fmt.encode_full(as_media(ex.turns))
         else:
             if ex.task in GENERATION_TASKS and rng.random() < cfg.cond_dropout:
                 ex = drop_condition(ex)
-            s = fmt.encode_all(ex.turns) if cfg.all_blocks else fmt.encode(ex.turns, rng)
+            turns = as_media(ex.turns)
+            s = fmt.encode_all(turns) if cfg.all_blocks else fmt.encode(turns, rng)
         if len(s) > cfg.max_len:
             continue
         if seqs and (len(seqs) + 1) * max(longest, len(s)) > cfg.batch_tokens:
@@ -201,7 +204,7 @@ def dfm_batch(fmt: ChatFormatter, stage: str, rng, cfg: OmniTrainConfig) -> Batc
 
 
 def pair_batch(fmt: ChatFormatter, rng, n: int) -> Batch:
-    return collate([fmt.embedding_sequence(p) for pair in sample_retrieval_pairs(rng, n)
+    return collate([fmt.embedding_sequence(part_media(p)) for pair in sample_retrieval_pairs(rng, n)
                     for p in pair])
 
 

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from nextomni.data.corpus import spoken_sentences, text_corpus
 from nextomni.data.speech import random_voice, speak
 from nextomni.data.splits import TRAIN_SEEDS
-from nextomni.data.text import region_phrase
+from nextomni.data.text import canonical_caption, region_phrase
 from nextomni.data.world import GRID, random_scene, render
 from nextomni.tokenizers import (
     AudioTokenizer, AudioTokenizerConfig, ImageTokenizer, ImageTokenizerConfig, TextTokenizer,
@@ -131,7 +131,7 @@ def image_batch(rng: np.random.Generator, n: int, text_tok: TextTokenizer):
     """Images, caption token ids, and the region phrase ids of every cell (row-major)."""
     scenes = [random_scene(int(s)) for s in rng.integers(TRAIN_SEEDS.stop, size=n)]
     images = np.stack([render(s) for s in scenes])
-    captions = [text_tok.encode(s.describe()) for s in scenes]
+    captions = [text_tok.encode(canonical_caption(s)) for s in scenes]
     regions = [text_tok.encode(region_phrase(s, (r, c))) for s in scenes
                for r in range(GRID) for c in range(GRID)]
     return images, captions, regions
