@@ -89,9 +89,19 @@ def test_next_turn_reuses_the_session_cache_exactly(engine):
     assert again[-1].stats["prompt_reused"] == 0
 
 
-def test_guidance_and_fixed_length_run(engine):
-    events = ask(engine, settings=Settings(steps=2, max_tokens=32, guidance=2.0, dynamic=False))
-    assert isinstance(events[-1], Finished)
+def test_fixed_length_fills_the_canvas_and_guidance_leaves_text_alone(engine):
+    s = Settings(steps=2, max_tokens=48, guidance=0.0, dynamic=False)
+    plain = ask(engine, settings=s)
+    guided = ask(engine, settings=Settings(**{**s.to_dict(), "guidance": 2.0}))
+    size = engine.model.config.block_size
+    blocks = [e.block for e in plain if isinstance(e, Progress)]
+    # the layout position's block, then exactly max_tokens / block_size text blocks
+    assert sorted(set(blocks)) == list(range(1 + 48 // size))
+    assert isinstance(reply(plain)[0], TextSegment)
+    # guidance is for image and speech codes: a text reply is the same, step for step
+    assert same(reply(plain)[0], reply(guided)[0])
+    assert [(e.block, e.step) for e in guided if isinstance(e, Progress)] == \
+        [(e.block, e.step) for e in plain if isinstance(e, Progress)]
 
 
 @pytest.mark.parametrize("bad, name", [
@@ -156,12 +166,27 @@ def test_unreadable_upload_is_a_media_error(engine, tmp_path):
 
 
 def test_uploads_of_any_size_and_paths_load(engine, tmp_path):
-    path = tmp_path / "big.jpg"
-    Image.fromarray(render(random_scene(5))).resize((300, 200)).save(path)
-    events = list(engine.chat([Message("user", ["describe it", {"kind": "image",
-                                                                "path": str(path)}])],
-                              Settings(steps=2, max_tokens=16)))
-    assert isinstance(events[-1], Finished)
+    s = Settings(steps=2, max_tokens=16)
+
+    def prompt_positions(*parts):
+        events = list(engine.chat([Message("user", ["describe it", *parts])], s))
+        assert isinstance(reply(events)[0], (TextSegment, ImageSegment, AudioSegment))
+        return events[-1].stats["prompt_positions"]
+
+    words_only = prompt_positions()
+    other = engine.embed({"kind": "image", "value": render(random_scene(6))})
+    for name, size in (("big.jpg", (300, 200)), ("small.png", (20, 30))):
+        path = tmp_path / name
+        Image.fromarray(render(random_scene(5))).resize(size).save(path)
+        # one image of the model's positions, between its begin and end markers
+        assert prompt_positions({"kind": "image", "path": str(path)}) == \
+            words_only + engine.model.config.image_positions + 2, name
+        # the file reaches the model as its pixels (an untrained model's reply ignores them,
+        # its representation does not)
+        from_path = engine.embed({"kind": "image", "path": str(path)})
+        pixels = np.asarray(Image.open(path).convert("RGB"))
+        assert np.array_equal(from_path, engine.embed({"kind": "image", "value": pixels})), name
+        assert not np.array_equal(from_path, other), name
 
 
 def test_embed_and_search(engine):
