@@ -26,6 +26,12 @@ import torch
 from bench import report
 
 
+def significant(x: float, digits: int = 4) -> float:
+    """`x` to `digits` significant figures: rounding to fixed decimals would report a slow
+    machine's examples per second (or a fast optimizer step) as 0."""
+    return float(f"{x:.{digits}g}")
+
+
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -110,10 +116,10 @@ def main(argv=None) -> dict:
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(), "causal": a.causal, "stage": a.stage,
         "batch": a.batch, "batch_tokens": a.batch_tokens, "steps": a.steps,
-        "examples_per_step": round(examples, 2),
-        "seconds_per_step": round(per_step, 4),
-        "examples_per_s": round(examples / per_step, 1),
-        "synchronised_parts_s": {k: round(v / a.steps, 4) for k, v in clock.items()},
+        "examples_per_step": significant(examples),
+        "seconds_per_step": significant(per_step),
+        "examples_per_s": significant(examples / per_step),
+        "synchronised_parts_s": {k: significant(v / a.steps) for k, v in clock.items()},
         "aten_ops_per_step": ops,
         "gpu_kernels_per_step": kernels if device.type == "cuda" else None,
     }

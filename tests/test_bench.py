@@ -88,8 +88,9 @@ def test_train_step_reports_its_parts_and_operator_count(tmp_path, causal):
     from bench import train_step
 
     out = tmp_path / "step.json"
+    # float32: bf16 matrix products on a CPU without bf16 instructions take ~12x longer
     r = train_step.main(["--steps", "1", "--device", "cpu", "--batch", "2",
-                         "--batch-tokens", "800", "--json", str(out)]
+                         "--batch-tokens", "800", "--no-bf16", "--json", str(out)]
                         + (["--causal"] if causal else []))
     assert r["device"] == "cpu" and r["gpu_kernels_per_step"] is None and r["causal"] == causal
     assert 1 <= r["examples_per_step"] <= 2
@@ -99,6 +100,14 @@ def test_train_step_reports_its_parts_and_operator_count(tmp_path, causal):
     assert r["seconds_per_step"] > 0 and r["examples_per_s"] > 0
     assert r["aten_ops_per_step"] > 1000  # two backbone passes and the heads, both ways
     assert json.loads(out.read_text()) == r
+
+
+def test_train_step_keeps_significant_figures_of_slow_and_fast_parts():
+    from bench.train_step import significant
+
+    # 2 examples in a 45 s step, a 20 microsecond optimizer step: neither may read as 0
+    assert significant(2 / 45) == 0.04444 and significant(2e-5) == 2e-5
+    assert significant(1.83456) == 1.835 and significant(25503.0) == 25500.0
 
 
 def test_data_pipeline_makes_the_baselines_batches_without_noised_copies():
