@@ -25,12 +25,12 @@ PROMPTS = ("own", "null", "other")
 def with_prompts(examples, which: str):
     """The examples with their replies kept and their prompts swapped as `which` says."""
     from nextomni.data.tasks import Example
-    from nextomni.train.omni import drop_condition
+    from nextomni.train.inputs import drop_condition
 
     if which == "own":
         return examples
     if which == "null":  # the prompt condition dropout trains with
-        return [drop_condition(e) for e in examples]
+        return [Example(e.task, drop_condition(e.turns), e.answer) for e in examples]
     shifted = examples[1:] + examples[:1]  # each reply under the next example's prompt
     return [Example(e.task, o.turns[:-1] + [e.turns[-1]], e.answer)
             for e, o in zip(examples, shifted)]

@@ -53,9 +53,9 @@ def timed_calls(totals: dict[str, float], targets: list[tuple[str, object, str]]
 
 def breakdown(fmt, cfg, stage: str, steps: int) -> dict:
     """Seconds per step of `prepare_inputs` in this process, by part."""
-    from nextomni.model import formatting
-    from nextomni.train import omni
-    from nextomni.train.omni import one_thread, prepare_inputs
+    from nextomni.data import media, speech
+    from nextomni.threads import one_thread
+    from nextomni.train.inputs import prepare_inputs
 
     one_thread()
     # a seed of its own: the loader's streams start from seed 0, and the formatter's speech
@@ -63,7 +63,7 @@ def breakdown(fmt, cfg, stage: str, steps: int) -> dict:
     rng = np.random.default_rng(1_000_003)
     prepare_inputs(fmt, stage, rng, cfg)  # warm-up: librosa's first call compiles
     totals = dict.fromkeys(("speech", "image_encode", "audio_encode"), 0.0)
-    targets = [("speech", formatting, "speak"), ("speech", omni, "speak"),  # omni: mels
+    targets = [("speech", media, "speak"), ("speech", speech, "speak"),  # speech: mels
                ("image_encode", fmt.tok.image, "encode"), ("audio_encode", fmt.tok.audio, "encode")]
     examples = 0
     with timed_calls(totals, targets):
@@ -81,9 +81,10 @@ def breakdown(fmt, cfg, stage: str, steps: int) -> dict:
 def loader_rate(fmt, cfg, workers: int, steps: int) -> dict:
     """Steps/s of the training loader with `workers` processes, after the first step (which
     pays for starting them)."""
-    from nextomni.train.omni import InputStream
+    from nextomni.data.media import _SPEECH
+    from nextomni.train.inputs import InputStream
 
-    fmt.speech_cache.clear()
+    _SPEECH.clear()
     total = steps + 1
     stream = torch.utils.data.DataLoader(
         InputStream(fmt, replace(cfg, **{f"{cfg.stages[0]}_steps": total}), 0, total, 0),
@@ -101,7 +102,8 @@ def loader_rate(fmt, cfg, workers: int, steps: int) -> dict:
 def main(argv=None) -> dict:
     from nextomni.model.formatting import ChatFormatter
     from nextomni.model.loading import load_tokenizers
-    from nextomni.train.omni import OmniTrainConfig, build_model
+    from nextomni.train.config import OmniTrainConfig
+    from nextomni.train.objective import build_model
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", type=Path, default=Path("checkpoints/nano"))

@@ -40,7 +40,9 @@ def synchronize(device: torch.device) -> None:
 def main(argv=None) -> dict:
     from nextomni.model.formatting import ChatFormatter
     from nextomni.model.loading import load_tokenizers
-    from nextomni.train.omni import OmniTrainConfig, build_objective, prepare_inputs
+    from nextomni.train.config import OmniTrainConfig
+    from nextomni.train.inputs import prepare_inputs
+    from nextomni.train.objective import build_objective
 
     d = OmniTrainConfig()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -8,7 +8,9 @@ from pathlib import Path
 import torch
 
 from nextomni.model.loading import load_tokenizers
-from nextomni.train.omni import OmniTrainConfig, build_model, export
+from nextomni.train.config import OmniTrainConfig
+from nextomni.train.objective import build_model
+from nextomni.train.omni import export
 
 NANO = Path(__file__).resolve().parents[1] / "checkpoints" / "nano"
 

@@ -17,7 +17,9 @@ from nextomni.model.sequence import collate
 from nextomni.tokenizers import (
     AudioTokenizer, AudioTokenizerConfig, ImageTokenizer, ImageTokenizerConfig, TextTokenizer,
 )
-from nextomni.train.omni import OmniTrainConfig, lr_at, stage_of, train
+from nextomni.train.config import OmniTrainConfig
+from nextomni.train.inputs import stage_of
+from nextomni.train.omni import lr_at, train
 
 
 def tiny_tokenizers(folder):
@@ -55,6 +57,14 @@ def test_command_line_reaches_the_config():
         with pytest.raises(SystemExit):
             parse_args(bad)
     assert parse_args([]) == OmniTrainConfig()
+    # every setting is a flag, generated from the config's fields
+    cfg = parse_args(["--minutes", "20", "--bank", "runs/b", "--text-path", "masked",
+                      "--no-bf16", "--curriculum", "--stages", "sft", "--speech-augment", "0"])
+    assert (cfg.minutes, str(cfg.bank), cfg.text_path, cfg.bf16, cfg.curriculum, cfg.stages,
+            cfg.speech_augment) == (20.0, "runs/b", "masked", False, True, ("sft",), 0.0)
+    for bad in (["--text-path", "wavy"], ["--minutes", "0"], ["--stages", "pt,xx"]):
+        with pytest.raises(SystemExit):
+            parse_args(bad)
 
 
 def test_tiny_pipeline_trains_exports_and_evaluates(tmp_path, monkeypatch):
@@ -114,7 +124,8 @@ def test_tiny_pipeline_trains_exports_and_evaluates(tmp_path, monkeypatch):
 def test_warm_start_begins_from_the_checkpoint_weights(tmp_path):
     """--init-from: training goes on from the checkpoint's weights (and shape, whatever the
     command line says), reading its tokenizers; a DFM checkpoint refuses --causal."""
-    from nextomni.train.omni import build_objective, parse_args, warm_start
+    from nextomni.train.objective import build_objective, warm_start
+    from nextomni.train.omni import parse_args
 
     first = tmp_path / "first"
     tiny_tokenizers(first)
@@ -154,7 +165,7 @@ def test_warm_start_takes_new_image_codes_from_the_run_tokenizers(tmp_path):
     import shutil
 
     from nextomni.model.formatting import Tokenizers
-    from nextomni.train.omni import warm_start
+    from nextomni.train.objective import warm_start
 
     first = tmp_path / "first"
     tiny_tokenizers(first)
@@ -324,7 +335,7 @@ def test_max_minutes_stops_with_the_state_saved_and_a_rerun_finishes(tmp_path):
 
 
 def test_speech_cache_keeps_the_most_recent():
-    from nextomni.model.formatting import SpeechCache
+    from nextomni.data.media import SpeechCache
 
     cache, made = SpeechCache(size=2), []
     make = lambda k: (lambda: made.append(k) or k)  # noqa: E731
@@ -337,7 +348,7 @@ def test_data_workers_run_every_library_on_one_thread():
     import cv2
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    from nextomni.train.omni import one_thread
+    from nextomni.threads import one_thread
 
     threads, pools = torch.get_num_threads(), threadpool_info()
     try:
@@ -350,12 +361,22 @@ def test_data_workers_run_every_library_on_one_thread():
         threadpool_limits({p["prefix"]: p["num_threads"] for p in pools})
 
 
+def batch_of(fmt, cfg, seed: int):
+    """One training batch of the SFT mixture (or cfg.mix), made live."""
+    import numpy as np
+
+    from nextomni.train.inputs import LiveSource, dfm_batch, step_mix
+
+    rng = np.random.default_rng(seed)
+    return dfm_batch(fmt, LiveSource(), step_mix("sft", 0, cfg, rng), rng, cfg)
+
+
 def test_all_blocks_batches_hold_noised_copies(tmp_path):
     import numpy as np
 
     from nextomni.model.formatting import ChatFormatter
     from nextomni.model.loading import load_tokenizers
-    from nextomni.train.omni import build_model, dfm_batch
+    from nextomni.train.objective import build_model
 
     tiny_tokenizers(tmp_path)
     tok = load_tokenizers(tmp_path)
@@ -363,7 +384,7 @@ def test_all_blocks_batches_hold_noised_copies(tmp_path):
                   intermediate_size=64, batch=4, all_blocks=True, max_len=4000)
     model = build_model(cfg, tok)
     fmt = ChatFormatter(model.config, tok)
-    batch = dfm_batch(fmt, "sft", np.random.default_rng(0), cfg)
+    batch = batch_of(fmt, cfg, 0)
     assert batch.noisy is not None and batch.noisy.any()
     assert torch.equal(batch.target & batch.attention_mask.bool(), batch.noisy)
     from nextomni.model.objective import dfm_objective
@@ -380,7 +401,7 @@ def test_one_modality_batches_reply_in_one_modality_and_keep_the_task_shares(tmp
     from nextomni.model.config import AUDIO, IMAGE, TEXT
     from nextomni.model.formatting import ChatFormatter
     from nextomni.model.loading import load_tokenizers
-    from nextomni.train.omni import build_model, dfm_batch
+    from nextomni.train.objective import build_model
 
     assert set(REPLY_MODALITY) == set(TASKS)
     rng = np.random.default_rng(0)
@@ -399,7 +420,7 @@ def test_one_modality_batches_reply_in_one_modality_and_keep_the_task_shares(tmp
 
     def reply_kinds(c, seed):
         """Each example's reply modality (an image or speech reply ends in text tokens)."""
-        b = dfm_batch(fmt, "sft", np.random.default_rng(seed), c)
+        b = batch_of(fmt, c, seed)
         return {max({int(k) for k in row_kind[row_target.bool()]} - {TEXT}, default=TEXT)
                 for row_kind, row_target in zip(b.kind, b.target)}
 
@@ -417,7 +438,7 @@ def test_one_generation_example_in_ten_is_trained_without_its_prompt(tmp_path):
     from nextomni.model.formatting import ChatFormatter
     from nextomni.model.loading import load_tokenizers
     from nextomni.tokenizers.special import NULL
-    from nextomni.train.omni import build_model, dfm_batch
+    from nextomni.train.objective import build_model
 
     tiny_tokenizers(tmp_path)
     tok = load_tokenizers(tmp_path)
@@ -426,7 +447,7 @@ def test_one_generation_example_in_ten_is_trained_without_its_prompt(tmp_path):
     fmt = ChatFormatter(build_model(cfg, tok).config, tok)
 
     def dropped(c, seed) -> list[bool]:
-        b = dfm_batch(fmt, "sft", np.random.default_rng(seed), c)
+        b = batch_of(fmt, c, seed)
         return [bool(((ids[:, 0] == NULL) & (kind == TEXT)).any())
                 for ids, kind in zip(b.ids, b.kind)]
 
@@ -455,12 +476,12 @@ def test_mix_replaces_the_stage_mixture():
 def test_data_workers_share_the_steps_in_order(monkeypatch):
     """With several workers each makes every W-th step; the loader hands them back in order,
     none twice, none missing (what the loop's step counter relies on)."""
-    from nextomni.train import omni
+    from nextomni.train import inputs
 
-    monkeypatch.setattr(omni, "prepare_inputs",
-                        lambda fmt, stage, rng, cfg: (stage, float(rng.random())))
+    monkeypatch.setattr(inputs, "prepare_inputs",
+                        lambda fmt, stage, rng, cfg, source, step: (stage, float(rng.random())))
     cfg = OmniTrainConfig(pt_steps=5, cpt_steps=4, sft_steps=4)
-    stream = omni.InputStream(None, cfg, start=3, total=13, process=0)
+    stream = inputs.InputStream(None, cfg, start=3, total=13, process=0)
     loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=3)
     got = list(loader)
     assert [step for step, _ in got] == list(range(3, 13))
@@ -477,7 +498,7 @@ def test_rnn_weights_packed_in_one_buffer_are_unshared_for_saving(tmp_path):
     import safetensors.torch as st
     from torch import nn
 
-    from nextomni.train.omni import unshare_rnn_weights
+    from nextomni.train.objective import unshare_rnn_weights
 
     torch.manual_seed(0)
     rnn = nn.GRU(4, 3, bidirectional=True)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 def main(argv=None) -> None:
     from nextomni.eval.metrics import report
-    from nextomni.eval.omni import LAYOUT, evaluate
+    from nextomni.data.phrasing import FAMILIES
+    from nextomni.eval.omni import LAYOUT, evaluate, split_task
     from nextomni.model.loading import load_checkpoint
 
     p = argparse.ArgumentParser(prog="python -m nextomni.eval", description=__doc__)
@@ -25,7 +26,9 @@ def main(argv=None) -> None:
     p.add_argument("--speech-guidance", type=float, default=None,
                    help="the scale of speech replies where it differs from --guidance (the "
                    "app's default: --guidance 3 --speech-guidance 0)")
-    p.add_argument("--tasks", default=",".join(LAYOUT), help="comma-separated subset")
+    p.add_argument("--tasks", default=",".join(LAYOUT),
+                   help="comma-separated subset; TASK:heldout words the task's prompts from "
+                   "the phrasing family training never sees (e.g. vqa:heldout)")
     p.add_argument("--workers", type=int, default=1,
                    help="processes sharing the tasks, one thread each (the same numbers)")
     p.add_argument("--json", type=Path, default=None, help="also write the numbers here")
@@ -37,7 +40,8 @@ def main(argv=None) -> None:
     if a.guidance < 0 or (a.speech_guidance is not None and a.speech_guidance < 0):
         p.error("--guidance and --speech-guidance must be >= 0")
     tasks = [t for t in a.tasks.split(",") if t]
-    unknown = [t for t in tasks if t not in LAYOUT]
+    unknown = [t for t in tasks if split_task(t)[0] not in LAYOUT
+               or split_task(t)[1] not in FAMILIES]
     if unknown:
         p.error(f"unknown task(s) {unknown}; choose from {', '.join(LAYOUT)}")
     logging.basicConfig(level=logging.INFO)

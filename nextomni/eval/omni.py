@@ -62,15 +62,15 @@ class Evaluator:
         own = self.text(self.respond(turns, i).text_ids)
         return own, probe
 
-    def task(self, name: str, n: int) -> dict:
+    def task(self, name: str, n: int, family: str = "train") -> dict:
         refs, outs, probes, hits, attrs = [], [], [], [], []
         by_attr: dict[str, np.ndarray] = {}  # image replies: (correct, total) per attribute
         kind_ok = []  # the reply was of the asked kind (text, image or speech)
         items = tqdm(heldout(n), desc=name, leave=False, disable=not self.progress)
         for i, seed in enumerate(items):
-            ex = make_example(name, seed)
+            ex = make_example(name, seed, family)
             out = self.respond(ex.turns[:-1], i)
-            self.latencies.append(out.stats["latency_s"])
+            self.latencies.append(out.stats.latency_s)
             wrong_layout = out.layout != LAYOUT[name]
             kind_ok.append(not wrong_layout)
             if LAYOUT[name] == "image":
@@ -117,9 +117,19 @@ class Evaluator:
         return float((texts @ images.T).argmax(1).eq(torch.arange(n)).float().mean())
 
 
-def task_numbers(ev: Evaluator, name: str, n: int) -> dict:
-    """The JSON entries of one task: `<task>_acc` or `<task>_wer` and its companions."""
-    r = ev.task(name, n)
+def split_task(spec: str) -> tuple[str, str]:
+    """"vqa" -> ("vqa", "train"); "vqa:heldout" -> ("vqa", "heldout"): a task worded from
+    the phrasing family training never saw (`data/phrasing.py`)."""
+    name, _, family = spec.partition(":")
+    return name, family or "train"
+
+
+def task_numbers(ev: Evaluator, spec: str, n: int) -> dict:
+    """The JSON entries of one task: `<task>_acc` or `<task>_wer` and its companions; a
+    held-out wording (`vqa:heldout`) reports as `vqa_heldout_acc` and so on."""
+    task, family = split_task(spec)
+    r = ev.task(task, n, family)
+    name = task if family == "train" else f"{task}_{family}"
     result: dict[str, float | dict[str, float]] = {f"{name}_kind": r["kind"]}
     if "acc" in r:
         result[f"{name}_acc"] = r["acc"]

@@ -46,6 +46,9 @@ class OmniConfig:
     block_size: int = 16
     path_c: float = 3.0
     path_a: float = 0.9
+    # the path of text replies: "metric" (metric-induced over `text_metric`, the published
+    # default) or "masked" (a mixture path whose source is all <|null|>, a token no reply holds)
+    text_path: str = "metric"
 
     @property
     def image_positions(self) -> int:

@@ -163,11 +163,18 @@ class OmniModel(nn.Module):
     # ------------------------------------------------------------------ DFM paths
     def paths(self):
         """The DFM path of every space (shared by the loss and the sampler)."""
-        from nextomni.dfm import MetricPath
+        from nextomni.dfm import MaskedPath, MetricPath
+        from nextomni.tokenizers.special import NULL
 
         c = self.config
-        tables = [self.text_metric] + list(self.image_codebook) + list(self.audio_codebook)
-        return [MetricPath(t, c.path_c, c.path_a) for t in tables]
+        codes = list(self.image_codebook) + list(self.audio_codebook)
+        if c.text_path == "masked":
+            text = MaskedPath(c.text_vocab_size, NULL)
+        elif c.text_path == "metric":
+            text = MetricPath(self.text_metric, c.path_c, c.path_a)
+        else:
+            raise ValueError(f"unknown text path {c.text_path!r}; expected metric or masked")
+        return [text] + [MetricPath(t, c.path_c, c.path_a) for t in codes]
 
     def num_parameters(self, trainable_only: bool = True) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
