@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Install what the tests need and run the whole suite:  bash scripts/test.sh [pytest args]
+# Install what the tests need and run them:
+#   bash scripts/test.sh [pytest args]         every test but those marked slow (the quick run)
+#   bash scripts/test.sh --all [pytest args]   every test (CI)
 # System packages (espeak-ng for OmniWorld speech, ffmpeg, chromium for browser tests) are
 # installed with apt when missing and running as root; otherwise the script says what to install.
 set -euo pipefail
@@ -23,4 +25,9 @@ fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q -r requirements.txt -r requirements-test.txt
-exec .venv/bin/python -m pytest "$@"
+marks=(-m "not slow")
+if [ "${1:-}" = --all ]; then
+  shift
+  marks=()
+fi
+exec .venv/bin/python -m pytest ${marks[@]+"${marks[@]}"} "$@"
