@@ -14,11 +14,14 @@ from nextomni.engine import OmniEngine
 from sessions.replay import rerun
 from sessions.store import SessionStore
 from tests.engine_fixtures import tiny_checkpoint
-from ui.handlers import SETTING_NAMES, Handlers, settings_from
+from ui.handlers import Handlers, settings_from
 from ui.turns import ChatRunner
 
 ROOT = Path(__file__).resolve().parents[1]
-FAST = (0, 2, 0, 0.0, 0.0, 16, 0.0, 0.9, True, True, "DFM")
+FAST = {"seed": 0, "steps": 2, "block_size": 0, "guidance": 0.0, "speech_guidance": 0.0,
+        "max_tokens": 16, "temperature": 0.0, "confidence": 0.9, "cache": True, "dynamic": True,
+        "mode": "DFM", "reply": "auto"}
+LONG = {**FAST, "steps": 64, "max_tokens": 256, "confidence": 1.0, "dynamic": False}
 
 
 @pytest.fixture(scope="module")
@@ -54,32 +57,36 @@ def test_ui_never_imports_torch():
 
 
 def test_settings_from_controls():
-    s = settings_from((3.0, 8.0, 0, 1.5, 0.5, 64.0, 0.0, 0.8, False, True, "AR baseline"))
+    s = settings_from({**FAST, "seed": 3.0, "steps": 8.0, "guidance": 1.5, "speech_guidance": 0.5,
+                       "max_tokens": 64.0, "confidence": 0.8, "cache": False,
+                       "mode": "AR baseline"})
     assert s.seed == 3 and s.steps == 8 and s.block_size is None and s.mode == "ar"
     assert (s.guidance, s.speech_guidance, s.max_tokens) == (1.5, 0.5, 64)
-    assert s.cache is False and len(SETTING_NAMES) == 11
+    assert s.cache is False
 
 
 def test_chat_streams_and_stores_the_turn(h, tmp_path):
     img = tmp_path / "in.png"
     Image.new("RGB", (80, 60), "red").save(img)
     updates = list(h.chat({"text": "what do you see?", "files": [str(img)]}, [], "browser:a",
-                          None, *FAST))
+                          None, FAST))
     history, sid, stats = updates[-1]
     assert sid and "reply" in stats and "seed 0" in stats
-    # the attachment goes first, then the words about it: the order the model was trained on
-    assert history[0]["content"]["path"] == str(img)
+    # the attachment goes first, then the words about it: the order the model was trained on;
+    # the page shows it enlarged, the store keeps the original
+    assert Image.open(history[0]["content"]["path"]).size == (320, 240)
     assert history[1] == {"role": "user", "content": "what do you see?"}
     assert history[-1]["role"] == "assistant"
     assert any("denoising" in u[2] for u in updates)
     turns = h.store.turns(sid, "browser:a")
     assert [(t.role, t.status) for t in turns] == [("user", "done"), ("assistant", "done")]
     assert [p.kind for p in turns[0].parts] == ["image", "text"]
+    assert Image.open(turns[0].parts[0].path).size == (80, 60)
     assert turns[1].settings["seed"] == 0 and turns[1].metrics["steps"] > 0
     assert h.session_choices("browser:a")[0][1] == sid and h.session_choices("browser:b") == []
     # the next turn continues the session
     history, sid2, _ = last(h.chat({"text": "and now?", "files": []}, history, "browser:a", sid,
-                                   *FAST))
+                                   FAST))
     assert sid2 == sid and len(h.store.turns(sid, "browser:a")) == 4
     assert h.resume(sid, "browser:a")[1]["content"] == "what do you see?"
 
@@ -90,21 +97,21 @@ def test_chat_streams_and_stores_the_turn(h, tmp_path):
     ({"text": "hi", "files": ["notes.txt"]}, "unsupported file type"),
 ])
 def test_bad_input_is_answered_in_the_chat(h, message, match):
-    history, sid, _ = last(h.chat(message, [], "browser:a", None, *FAST))
+    history, sid, _ = last(h.chat(message, [], "browser:a", None, FAST))
     assert history[-1]["role"] == "assistant" and history[-1]["content"].startswith("⚠")
     assert match in history[-1]["content"]
     assert sid is None and h.store.list_sessions("browser:a") == []
 
 
 def test_bad_settings_are_answered_in_the_chat(h):
-    bad = (0, -4, 0, 0.0, 0.0, 16, 0.0, 0.9, True, True, "DFM")
-    history, _, _ = last(h.chat({"text": "hi", "files": []}, [], "browser:a", None, *bad))
+    bad = {**FAST, "steps": -4}
+    history, _, _ = last(h.chat({"text": "hi", "files": []}, [], "browser:a", None, bad))
     assert "steps" in history[-1]["content"]
 
 
 def test_someone_elses_session_is_refused(h):
-    _, sid, _ = last(h.chat({"text": "hi", "files": []}, [], "browser:a", None, *FAST))
-    history, _, _ = last(h.chat({"text": "hi", "files": []}, [], "browser:b", sid, *FAST))
+    _, sid, _ = last(h.chat({"text": "hi", "files": []}, [], "browser:a", None, FAST))
+    history, _, _ = last(h.chat({"text": "hi", "files": []}, [], "browser:b", sid, FAST))
     assert "no session" in history[-1]["content"]
     assert len(h.store.turns(sid, "browser:a")) == 2
 
@@ -119,8 +126,7 @@ def test_api_chat_turns(h):
 
 
 def test_stop_marks_the_reply_cancelled(h):
-    gen = h.chat({"text": "tell me", "files": []}, [], "browser:a", None,
-                 0, 64, 0, 0.0, 0.0, 256, 0.0, 1.0, True, False, "DFM")
+    gen = h.chat({"text": "tell me", "files": []}, [], "browser:a", None, LONG)
     sid = None
     for _, sid, status in gen:
         if sid and "denoising" in status:
@@ -141,9 +147,9 @@ def test_search_ranks_the_gallery(h, tmp_path):
 
 
 def test_replay_play_and_rerun(h):
-    _, sid, _ = last(h.chat({"text": "hello", "files": []}, [], "browser:a", None, *FAST))
+    _, sid, _ = last(h.chat({"text": "hello", "files": []}, [], "browser:a", None, FAST))
     last(h.chat({"text": "more", "files": []}, h.resume(sid, "browser:a"), "browser:a", sid,
-                *FAST))
+                FAST))
     frames = list(h.play(sid, "browser:a", delay=0))
     assert frames[-1][1] == "played 4 turns" and len(frames[-1][0]) >= 4
     report = rerun(h.store, sid, h.runner.engine, "browser:a")
@@ -156,8 +162,7 @@ def test_replay_play_and_rerun(h):
 
 
 def test_stop_button_cancels_the_running_reply(h):
-    gen = h.chat({"text": "tell me", "files": []}, [], "browser:a", None,
-                 0, 64, 0, 0.0, 0.0, 256, 0.0, 1.0, True, False, "DFM")
+    gen = h.chat({"text": "tell me", "files": []}, [], "browser:a", None, LONG)
     for _, sid, status in gen:
         if sid and "denoising" in status:
             break
@@ -182,9 +187,20 @@ def test_api_sessions_without_a_token_are_reached_by_their_id(h):
 
 
 def test_panel_errors_are_messages(h):
-    _, sid, _ = last(h.chat({"text": "hello", "files": []}, [], "browser:a", None, *FAST))
+    _, sid, _ = last(h.chat({"text": "hello", "files": []}, [], "browser:a", None, FAST))
     assert h.rename(sid, "x", "browser:b").startswith("⚠")
     assert h.delete(sid, "browser:b").startswith("⚠")
     assert h.export(sid, "browser:b") is None
     assert "not yours" in h.resume(sid, "browser:b")[0]["content"]
     assert h.delete(sid, "browser:a") == "Deleted."
+
+
+def test_the_reply_kind_fixes_the_reply_and_is_stored(h):
+    history, sid, _ = last(h.chat({"text": "hello", "files": []}, [], "browser:a", None,
+                                  {**FAST, "reply": "image"}))
+    turn = h.store.turns(sid, "browser:a")[-1]
+    assert turn.settings["reply"] == "image" and [p.kind for p in turn.parts] == ["image"]
+    # shown enlarged (whole pixels) for a person to see; stored as drawn
+    shown, stored = Image.open(history[-1]["content"]["path"]), Image.open(turn.parts[0].path)
+    assert max(shown.size) >= 256 and shown.size[0] % stored.size[0] == 0
+    assert shown.size[0] // stored.size[0] > 1

@@ -1,19 +1,25 @@
-"""The page layout. What events do lives in ui/handlers.py; this module only wires them.
+"""The page layout. What events do lives in ui/handlers.py and ui/page.py; this module only
+builds the components and wires them.
 
-Tabs: Chat (multimodal box, streamed replies, Stop, per-turn statistics, settings, examples),
-Retrieval (search a gallery by text, image or audio) and Replay (play a stored session back
-or re-run it). A sidebar lists the browser's sessions (resume, rename, delete, export,
-import). A hidden endpoint `/chat` serves scripts (see README).
+Tabs: Chat (multimodal box with Stop inside it, the reply kind, streamed replies, per-turn
+statistics, "Try the world" samples, settings, examples), Retrieval (search a gallery by text,
+image or audio) and Replay (play a stored session back or re-run it). A sidebar lists the
+browser's sessions (resume, export, import; rename and delete folded away). A hidden endpoint
+`/chat` serves scripts (see README). The chat tab comes first in the page, so the message
+box's attachment input is the page's first file input.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import gradio as gr
 
-from nextomni.engine.settings import Settings
-from ui.handlers import SETTING_NAMES, Handlers
+from ui.controls import SettingsForm, reply_control, settings_controls
+from ui.handlers import Handlers
+from ui.page import PageEvents
+from ui.world import BUTTONS, TryWorld
 
 TITLE = "NExT-OMNI chat"
 INTRO = ("Any-to-any chat driven by discrete flow matching: text, images, audio and video in; "
@@ -38,149 +44,135 @@ def examples() -> list[dict]:
     ]
 
 
-def settings_controls() -> list:
-    d = Settings()
-    return [
-        gr.Number(d.seed, label="seed", precision=0, minimum=0),
-        gr.Slider(1, 64, d.steps, step=1, label="steps per block"),
-        gr.Number(0, label="block size (0: as trained)", precision=0, minimum=0),
-        gr.Slider(0, 5, d.guidance, step=0.25, label="guidance (images)"),
-        gr.Slider(0, 5, d.speech_guidance, step=0.25, label="guidance (speech)"),
-        gr.Slider(8, 512, d.max_tokens, step=8, label="max reply tokens"),
-        gr.Slider(0, 2, d.temperature, step=0.05, label="temperature (0: greedy)"),
-        gr.Slider(0, 1, d.confidence, step=0.01, label="stop a block at confidence"),
-        gr.Checkbox(d.cache, label="key/value cache"),
-        gr.Checkbox(d.dynamic, label="dynamic length"),
-        gr.Radio(["DFM", "AR baseline"], value="DFM", label="decoding"),
-    ]
-
-
 def build_app(status: str, handlers: Handlers | None = None, gpu=lambda f: f,
-              secret: str | None = None) -> gr.Blocks:
+              secret: str | None = None, samples=None) -> gr.Blocks:
     """The app; `status` says which model is loaded, or why none is. `gpu` wraps the
     functions that run the model (spaces.GPU on ZeroGPU hardware); `secret` keeps the
-    browser's session token readable across server restarts."""
+    browser's session token readable across server restarts; `samples` makes the "Try the
+    world" inputs (`samples(kind, seed)`; no buttons without it)."""
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
         gr.Markdown(status, elem_id="model-status")
         if handlers is None:
             return demo
-        h = handlers
-        token = gr.BrowserState(None, storage_key="nextomni-owner", secret=secret)
-        owner = gr.State("")
-        session = gr.State(None)
-
-        with gr.Sidebar(label="Sessions", open=True):
-            sessions = gr.Dropdown([], label="your sessions", interactive=True,
-                                   elem_id="sessions")
-            new_btn = gr.Button("New chat", elem_id="new-chat")
-            title = gr.Textbox(label="rename to", max_lines=1)
-            with gr.Row():
-                rename_btn = gr.Button("Rename", size="sm")
-                delete_btn = gr.Button("Delete", size="sm", variant="stop")
-            export_btn = gr.Button("Export", size="sm")
-            export_file = gr.File(label="archive", interactive=False)
-            import_file = gr.File(label="import an archive", file_types=[".zip"], type="filepath")
-            panel_note = gr.Markdown()
-
+        c = SimpleNamespace(token=gr.BrowserState(None, storage_key="nextomni-owner",
+                                                  secret=secret),
+                            owner=gr.State(""), session=gr.State(None), message=gr.State(None),
+                            settings=gr.State({}))
         with gr.Tabs():
             with gr.Tab("Chat"):
-                chatbot = gr.Chatbot(height=520, elem_id="chatbot", label="chat")
-                box = gr.MultimodalTextbox(
-                    file_count="multiple", file_types=["image", "audio", "video"],
-                    sources=["upload", "microphone"], placeholder="Ask, or attach an image, "
-                    "audio or video...", elem_id="box", show_label=False)
-                with gr.Row():
-                    stop = gr.Button("Stop", variant="stop", elem_id="stop", scale=0)
-                    stats = gr.Markdown(elem_id="turn-stats")
-                with gr.Accordion("Settings", open=False):
-                    controls = settings_controls()
-                gr.Examples(examples(), inputs=box, label="examples (nano model)")
+                _chat_tab(c, samples)
             with gr.Tab("Retrieval"):
-                with gr.Row():
-                    q_text = gr.Textbox(label="describe what to find", elem_id="q-text")
-                    q_file = gr.File(label="...or search by an image or audio",
-                                     type="filepath", file_types=["image", "audio"])
-                uploads = gr.File(label="add images to the gallery", file_count="multiple",
-                                  type="filepath", file_types=["image"])
-                find = gr.Button("Search", elem_id="search")
-                found_note = gr.Markdown()
-                found = gr.Gallery(label="best matches first", columns=8, height=260)
+                _retrieval_tab(c)
             with gr.Tab("Replay"):
-                with gr.Row():
-                    play = gr.Button("Play back the session", elem_id="play")
-                    rerun = gr.Button("Re-run and compare", elem_id="rerun")
-                replay_note = gr.Markdown(elem_id="replay-note")
-                replay_chat = gr.Chatbot(height=440, elem_id="replay", label="replay")
-
-        # hidden endpoint for scripts: one turn in, reply out
-        with gr.Group(visible=False):
-            api_text, api_file = gr.Textbox(), gr.File(type="filepath")
-            api_session, api_token, api_settings = gr.Textbox(), gr.Textbox(), gr.Textbox()
-            api_reply, api_media, api_session_out = gr.Textbox(), gr.File(file_count="multiple"), \
-                gr.Textbox()
-            api_btn = gr.Button()
-
-        # ---------------------------------------------------------------- wiring
-        def start(tok, request: gr.Request):
-            tok = h.new_token(tok)
-            who = h.owner(tok, getattr(request, "username", None))
-            return tok, who, gr.Dropdown(choices=h.session_choices(who), value=None)
-
-        demo.load(start, [token], [token, owner, sessions], **PRIVATE)
-
-        def refresh(who, sid):
-            return gr.Dropdown(choices=h.session_choices(who), value=sid)
-
-        lock = box.submit(lambda: gr.MultimodalTextbox(interactive=False), None, box, **PRIVATE)
-        reply = lock.then(gpu(h.chat), [box, chatbot, owner, session, *controls],
-                          [chatbot, session, stats], concurrency_id=GPU, concurrency_limit=1,
-                          api_name="page_chat", **PRIVATE)
-        reply.then(lambda: gr.MultimodalTextbox(value=None, interactive=True), None, box,
-                   **PRIVATE).then(refresh, [owner, session], sessions, **PRIVATE)
-
-        def stopped(sid, who):
-            h.stop(sid)
-            return (gr.MultimodalTextbox(value=None, interactive=True), "stopped",
-                    h.resume(sid, who), refresh(who, sid))
-
-        stop.click(stopped, [session, owner], [box, stats, chatbot, sessions], cancels=[reply],
-                   **PRIVATE)
-
-        def resume(sid, who):
-            return h.resume(sid, who), sid, ""
-
-        sessions.input(resume, [sessions, owner], [chatbot, session, stats], **PRIVATE)
-        new_btn.click(lambda: ([], None, "", gr.Dropdown(value=None)), None,
-                      [chatbot, session, stats, sessions], **PRIVATE)
-
-        def rename(sid, new_title, who):
-            return h.rename(sid, new_title, who), refresh(who, sid)
-
-        rename_btn.click(rename, [session, title, owner], [panel_note, sessions], **PRIVATE)
-
-        def delete(sid, who):
-            return h.delete(sid, who), refresh(who, None), [], None
-
-        delete_btn.click(delete, [session, owner], [panel_note, sessions, chatbot, session],
-                         **PRIVATE)
-        export_btn.click(h.export, [session, owner], export_file, **PRIVATE)
-
-        def imported(path, who):
-            try:
-                sid = h.import_(path, who)
-            except ValueError as e:
-                return f"⚠ {e}", refresh(who, None), gr.update(), gr.update()
-            return "Imported.", refresh(who, sid), h.resume(sid, who), sid
-
-        import_file.upload(imported, [import_file, owner], [panel_note, sessions, chatbot, session],
-                           **PRIVATE)
-        find.click(gpu(h.search), [q_text, q_file, uploads], [found, found_note],
-                   concurrency_id=GPU, **PRIVATE)
-        play.click(h.play, [session, owner], [replay_chat, replay_note], **PRIVATE)
-        rerun.click(gpu(h.rerun), [session, owner], replay_note, concurrency_id=GPU, **PRIVATE)
-        api_btn.click(gpu(h.api_chat), [api_text, api_file, api_session, api_token, api_settings],
-                      [api_reply, api_media, api_session_out], api_name="chat",
-                      concurrency_id=GPU)
-        assert len(controls) == len(SETTING_NAMES)  # handlers read them in this order
+                _replay_tab(c)
+        with gr.Sidebar(label="Sessions", open=True):
+            _sidebar(c)
+        with gr.Group(visible=False):  # the hidden endpoint for scripts: one turn in, reply out
+            c.api_in = [gr.Textbox(), gr.File(type="filepath"), gr.Textbox(), gr.Textbox(),
+                        gr.Textbox()]
+            c.api_out = [gr.Textbox(), gr.File(file_count="multiple"), gr.Textbox()]
+            c.api_btn = gr.Button()
+        _wire(demo, c, PageEvents(handlers, c.form), handlers, gpu)
+        if samples is not None:
+            _wire_world(c, TryWorld(samples))
     return demo
+
+
+def _chat_tab(c, samples) -> None:
+    c.chatbot = gr.Chatbot(height=560, elem_id="chatbot", label="chat")
+    c.box = gr.MultimodalTextbox(
+        file_count="multiple", file_types=["image", "audio", "video"],
+        sources=["upload", "microphone"], placeholder="Ask, or attach an image, audio or "
+        "video...", elem_id="box", show_label=False, stop_btn=False)
+    with gr.Row(equal_height=True):
+        reply = reply_control()
+        c.stats = gr.Markdown(elem_id="turn-stats")
+    if samples is not None:
+        with gr.Row(equal_height=True, elem_id="try-world"):
+            gr.Markdown("**Try the world:** a fresh OmniWorld input in the box", min_height=0)
+            c.world_buttons = {kind: gr.Button(label, size="sm", elem_id=f"try-{kind}")
+                               for kind, label in BUTTONS}
+            c.world_seed = gr.Number(getattr(samples, "first_seed", 0), label="world seed",
+                                     precision=0, minimum=0, elem_id="world-seed",
+                                     min_width=120, scale=0)
+        c.world_note = gr.Markdown(elem_id="world-note")
+    with gr.Accordion("Settings", open=False):
+        c.form = SettingsForm({"reply": reply, **settings_controls()})
+    gr.Examples(examples(), inputs=c.box, label="examples (nano model)")
+
+
+def _retrieval_tab(c) -> None:
+    with gr.Row():
+        c.q_text = gr.Textbox(label="describe what to find", elem_id="q-text")
+        c.q_file = gr.File(label="...or search by an image or audio", type="filepath",
+                           file_types=["image", "audio"])
+    c.uploads = gr.File(label="add images to the gallery", file_count="multiple",
+                        type="filepath", file_types=["image"])
+    c.find = gr.Button("Search", elem_id="search")
+    c.found_note = gr.Markdown()
+    c.found = gr.Gallery(label="best matches first", columns=8, height=260)
+
+
+def _replay_tab(c) -> None:
+    with gr.Row():
+        c.play = gr.Button("Play back the session", elem_id="play")
+        c.rerun = gr.Button("Re-run and compare", elem_id="rerun")
+    c.replay_note = gr.Markdown(elem_id="replay-note")
+    c.replay_chat = gr.Chatbot(height=440, elem_id="replay", label="replay")
+
+
+def _sidebar(c) -> None:
+    c.sessions = gr.Dropdown([], label="your sessions", interactive=True, elem_id="sessions")
+    c.new_btn = gr.Button("New chat", elem_id="new-chat")
+    with gr.Row():
+        c.export = gr.DownloadButton("Export", size="sm", interactive=False, elem_id="export")
+        c.import_ = gr.UploadButton("Import", size="sm", file_types=[".zip"], type="filepath",
+                                    elem_id="import")
+    with gr.Accordion("Rename or delete", open=False, elem_id="manage"):
+        c.title = gr.Textbox(label="rename to", max_lines=1, elem_id="rename-to")
+        with gr.Row():
+            c.rename_btn = gr.Button("Rename", size="sm", elem_id="rename")
+            c.delete_btn = gr.Button("Delete…", size="sm", elem_id="delete")
+        with gr.Row(visible=False, elem_id="confirm-delete") as c.confirm:
+            c.delete_yes = gr.Button("Yes, delete", size="sm", variant="stop",
+                                     elem_id="delete-yes")
+            c.delete_no = gr.Button("Keep", size="sm", elem_id="delete-no")
+    c.panel_note = gr.Markdown(elem_id="panel-note")
+
+
+def _wire(demo, c, ev: PageEvents, h: Handlers, gpu) -> None:
+    listed = [c.sessions, c.export]  # the session list and the export button move together
+    demo.load(ev.start, [c.token], [c.token, c.owner, c.sessions], **PRIVATE)
+    begin = c.box.submit(ev.begin, [c.box, *c.form.controls], [c.box, c.message, c.settings],
+                         **PRIVATE)
+    reply = begin.then(gpu(h.chat), [c.message, c.chatbot, c.owner, c.session, c.settings],
+                       [c.chatbot, c.session, c.stats], concurrency_id=GPU, concurrency_limit=1,
+                       api_name="page_chat", **PRIVATE)
+    reply.then(ev.end, None, c.box, **PRIVATE).then(ev.refresh, [c.owner, c.session], listed,
+                                                     **PRIVATE)
+    c.box.stop(ev.stopped, [c.session, c.owner], [c.box, c.stats, c.chatbot, *listed],
+               cancels=[reply], **PRIVATE)
+    c.sessions.input(ev.resume, [c.sessions, c.owner], [c.chatbot, c.session, c.stats, c.export],
+                     **PRIVATE)
+    c.new_btn.click(ev.new_chat, None, [c.chatbot, c.session, c.stats, *listed], **PRIVATE)
+    c.rename_btn.click(ev.rename, [c.session, c.title, c.owner], [c.panel_note, *listed],
+                       **PRIVATE)
+    c.delete_btn.click(ev.ask_delete, [c.session, c.owner], [c.confirm, c.panel_note], **PRIVATE)
+    c.delete_yes.click(ev.delete, [c.session, c.owner],
+                       [c.panel_note, *listed, c.chatbot, c.session, c.confirm], **PRIVATE)
+    c.delete_no.click(ev.keep, None, [c.confirm, c.panel_note], **PRIVATE)
+    c.import_.upload(ev.imported, [c.import_, c.owner], [c.panel_note, *listed, c.chatbot,
+                                                         c.session], **PRIVATE)
+    c.find.click(gpu(h.search), [c.q_text, c.q_file, c.uploads], [c.found, c.found_note],
+                 concurrency_id=GPU, **PRIVATE)
+    c.play.click(h.play, [c.session, c.owner], [c.replay_chat, c.replay_note], **PRIVATE)
+    c.rerun.click(gpu(h.rerun), [c.session, c.owner], c.replay_note, concurrency_id=GPU,
+                  **PRIVATE)
+    c.api_btn.click(gpu(h.api_chat), c.api_in, c.api_out, api_name="chat", concurrency_id=GPU)
+
+
+def _wire_world(c, world: TryWorld) -> None:
+    for kind, button in c.world_buttons.items():
+        button.click(world.handler(kind), c.world_seed, [c.box, c.world_note, c.world_seed],
+                     **PRIVATE)

@@ -12,30 +12,26 @@ from dataclasses import fields
 from pathlib import Path
 
 import gradio as gr
-from PIL import Image
 
 from nextomni.engine import MessageError, Settings, SettingsError
 from nextomni.media import MediaError, media_kind
 from sessions.store import NotFound, SessionStore
+from ui.display import Display
 from ui.turns import ChatRunner
 
 log = logging.getLogger("nextomni.ui")
 
-# the order of the settings controls on the page
-SETTING_NAMES = ("seed", "steps", "block_size", "guidance", "speech_guidance", "max_tokens",
-                 "temperature", "confidence", "cache", "dynamic", "mode")
 
-
-def settings_from(values) -> Settings:
-    """Settings from the page's controls (numbers arrive as floats; 0 block size = trained)."""
-    d = dict(zip(SETTING_NAMES, values))
-    for k in ("seed", "steps", "max_tokens"):
-        if d.get(k) is not None and float(d[k]).is_integer():
-            d[k] = int(d[k])
-    bs = d.get("block_size")
-    d["block_size"] = None if bs in (None, "", 0) else int(bs) if float(bs).is_integer() else bs
-    d["mode"] = "ar" if str(d.get("mode", "dfm")).lower().startswith("ar") else "dfm"
-    return Settings(**{k: v for k, v in d.items() if v is not None})
+def settings_from(values: dict) -> Settings:
+    """Settings from the page's controls by name. Only the page's own words are translated
+    here (block size 0: as trained; "AR baseline": ar); `Settings.from_dict` does the rest,
+    as it does for the API and for stored turns."""
+    d = dict(values)
+    if d.get("block_size") in (0, ""):
+        d["block_size"] = None
+    if "mode" in d:
+        d["mode"] = "ar" if str(d["mode"]).lower().startswith("ar") else "dfm"
+    return Settings.from_dict(d)
 
 
 def stats_markdown(stats: dict) -> str:
@@ -50,21 +46,22 @@ def stats_markdown(stats: dict) -> str:
             + f" · seed {stats['seed']} · {stats['mode'].upper()}")
 
 
-def part_content(part) -> str | dict:
-    """A stored part as chatbot content."""
+def part_content(part, view=str) -> str | dict:
+    """A stored part as chatbot content; `view` maps a media file to the one the page shows
+    (`Display.path`: small pictures enlarged)."""
     kind = part["kind"] if isinstance(part, dict) else part.kind
     if kind == "text":
         return part["text"] if isinstance(part, dict) else (part.text or "")
     path = part["path"] if isinstance(part, dict) else str(part.path)
-    return {"path": str(path)}
+    return {"path": view(str(path))}
 
 
-def render_turns(turns) -> list[dict]:
+def render_turns(turns, view=str) -> list[dict]:
     """Stored turns as chatbot messages (one bubble per part; failures say why)."""
     out = []
     for t in turns:
         for p in t.parts:
-            out.append({"role": t.role, "content": part_content(p)})
+            out.append({"role": t.role, "content": part_content(p, view)})
         if t.role == "assistant" and t.status in ("failed", "cancelled"):
             out.append({"role": "assistant",
                         "content": f"⚠ reply {t.status}" + (f": {t.error}" if t.error else "")})
@@ -76,6 +73,7 @@ class Handlers:
         self.runner, self.store = runner, store
         self.gallery = gallery or []   # (label, H x W x 3 uint8) built-in retrieval gallery
         self.previews = Path(tempfile.mkdtemp(prefix="nextomni-previews-"))
+        self.display = Display(self.previews / "view")
 
     # ------------------------------------------------------------------ owner, sessions
     @staticmethod
@@ -94,7 +92,7 @@ class Handlers:
         if not sid:
             return []
         try:
-            return render_turns(self.store.turns(sid, owner))
+            return render_turns(self.store.turns(sid, owner), self.display.path)
         except NotFound:
             return [{"role": "assistant", "content": "⚠ that session is not yours or is gone"}]
 
@@ -117,14 +115,28 @@ class Handlers:
         self.runner.engine.forget(sid)
         return "Deleted."
 
-    def export(self, sid: str | None, owner: str) -> str | None:
-        if not sid:
-            return None
-        folder = Path(tempfile.mkdtemp(prefix="export-", dir=self.previews))
+    def title(self, sid: str | None, owner: str) -> str | None:
         try:
-            return str(self.store.export(sid, owner, folder / f"session-{sid[:8]}.zip"))
+            return self.store.session(sid, owner)["title"] if sid else None
         except NotFound:
             return None
+
+    def export(self, sid: str | None, owner: str) -> str | None:
+        """The session as an archive, rewritten in place at each call (the page's download
+        button is given a fresh one after every turn)."""
+        if not sid:
+            return None
+        folder = self.previews / "exports" / sid
+        folder.mkdir(parents=True, exist_ok=True)
+        path, tmp = folder / f"session-{sid[:8]}.zip", folder / f".{uuid.uuid4().hex[:8]}.zip"
+        try:
+            self.store.export(sid, owner, tmp)
+            tmp.replace(path)
+        except NotFound:
+            return None
+        finally:
+            tmp.unlink(missing_ok=True)
+        return str(path)
 
     def import_(self, path: str | None, owner: str) -> str | None:
         if not path:
@@ -135,18 +147,20 @@ class Handlers:
         return self.runner.cancel(sid)
 
     # ------------------------------------------------------------------ chat
-    def chat(self, message: dict | None, history: list, owner: str, sid: str | None, *values):
-        """A generator of (chat history, session id, statistics) as the reply streams in."""
+    def chat(self, message: dict | None, history: list, owner: str, sid: str | None,
+             settings: dict | None = None):
+        """A generator of (chat history, session id, statistics) as the reply streams in;
+        `settings` holds the page's controls by setting name."""
         message = message or {}
         text, files = message.get("text", ""), message.get("files", [])
         shown = list(history or [])  # in the order the model reads it: files, then words
         for f in files:
-            shown.append({"role": "user", "content": {"path": f if isinstance(f, str)
-                                                      else f["path"]}})
+            path = f if isinstance(f, str) else f["path"]
+            shown.append({"role": "user", "content": {"path": self.display.path(path)}})
         if text and text.strip():
             shown.append({"role": "user", "content": text})
         try:
-            settings = settings_from(values)
+            settings = settings_from(settings or {})
         except (SettingsError, TypeError, ValueError) as e:
             yield shown + [{"role": "assistant", "content": f"⚠ {e}"}], sid, ""
             return
@@ -166,7 +180,8 @@ class Handlers:
                     status = f"denoising · block {p.block} · step {p.step}/{p.total} · {p.layout}"
                     yield shown + reply + ([live] if live else []), sid, status
                 elif up.kind == "segment":
-                    reply.append({"role": "assistant", "content": part_content(up.part)})
+                    reply.append({"role": "assistant",
+                                  "content": part_content(up.part, self.display.path)})
                     yield shown + reply, sid, "finishing..."
                 elif up.kind == "done":
                     yield shown + reply, sid, stats_markdown(up.stats)
@@ -176,8 +191,7 @@ class Handlers:
 
     def _live(self, p, previews: list) -> dict | None:
         if p.image is not None:
-            path = self.previews / f"preview-{uuid.uuid4().hex[:12]}.png"
-            Image.fromarray(p.image).save(path)
+            path = self.display.preview(p.image)
             previews.append(path)
             return {"role": "assistant", "content": {"path": str(path)}}
         if p.text:
@@ -248,7 +262,7 @@ class Handlers:
         turns = self.store.turns(sid, owner)
         shown = []
         for i, t in enumerate(turns):
-            shown = shown + render_turns([t])
+            shown = shown + render_turns([t], self.display.path)
             yield shown, f"turn {i + 1} of {len(turns)}"
             time.sleep(delay)
         yield shown, f"played {len(turns)} turns"

@@ -1,0 +1,50 @@
+"""The generation settings on the page: one control per setting, read together into one dict
+(setting name -> the control's value) that the chat handler gets as a single input.
+
+The reply-kind switch sits by the message box, the rest in the Settings accordion; both are
+in the same dict, so a handler never depends on the order of the controls on the page.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from nextomni.engine.settings import Settings
+
+REPLY_KINDS = ("auto", "text", "image", "speech")  # auto: the model chooses
+DECODINGS = ("DFM", "AR baseline")
+
+
+def reply_control() -> gr.Radio:
+    return gr.Radio(list(REPLY_KINDS), value="auto", label="reply with (auto: the model "
+                    "chooses)", elem_id="reply-kind", scale=0, min_width=440)
+
+
+def settings_controls() -> dict[str, gr.components.Component]:
+    """The Settings accordion's controls by setting name, at Settings' defaults."""
+    d = Settings()
+    return {
+        "seed": gr.Number(d.seed, label="seed", precision=0, minimum=0),
+        "steps": gr.Slider(1, 64, d.steps, step=1, label="steps per block"),
+        "block_size": gr.Number(0, label="block size (0: as trained)", precision=0, minimum=0),
+        "guidance": gr.Slider(0, 5, d.guidance, step=0.25, label="guidance (images)"),
+        "speech_guidance": gr.Slider(0, 5, d.speech_guidance, step=0.25,
+                                     label="guidance (speech)"),
+        "max_tokens": gr.Slider(8, 512, d.max_tokens, step=8, label="max reply tokens"),
+        "temperature": gr.Slider(0, 2, d.temperature, step=0.05, label="temperature (0: greedy)"),
+        "confidence": gr.Slider(0, 1, d.confidence, step=0.01, label="stop a block at confidence"),
+        "cache": gr.Checkbox(d.cache, label="key/value cache"),
+        "dynamic": gr.Checkbox(d.dynamic, label="dynamic length"),
+        "mode": gr.Radio(list(DECODINGS), value=DECODINGS[0], label="decoding"),
+    }
+
+
+class SettingsForm:
+    """Named controls, read as one dict by `read` (wired with `controls` as its inputs)."""
+
+    def __init__(self, controls: dict[str, gr.components.Component]):
+        self.names = tuple(controls)
+        self.controls = list(controls.values())
+
+    def read(self, *values) -> dict:
+        return dict(zip(self.names, values, strict=True))
