@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +43,12 @@ class MediaLimits:
     max_video_seconds: float = 120.0
     max_video_pixels: int = 3840 * 2160
     video_frames: int = 8  # frames sampled evenly from a clip
+    # frames are shrunk as they are decoded so their longer side is at most this (never
+    # enlarged): a 4K frame costs 25 MB as RGB, one of 256 px well under 1 MB
+    video_frame_size: int = 256
+    # at most this many shrunk frames are held while a clip is read (thinned by half when
+    # full), so memory does not grow with the clip's length
+    video_kept_frames: int = 64
 
 
 DEFAULT_LIMITS = MediaLimits()
@@ -55,6 +63,70 @@ class VideoClip:
     fps: float
     duration: float
     audio: np.ndarray | None
+
+
+# --------------------------------------------------------------------------- media types
+
+@dataclass(frozen=True)
+class MediaType:
+    """A media type this app stores and serves, decided by the bytes: the only types a
+    stored file may be named and served as (nothing that a browser runs: no HTML, SVG or
+    script)."""
+
+    mime: str
+    ext: str
+    kinds: tuple[str, ...]  # the part kinds whose bytes it may hold
+
+
+MEDIA_TYPES = {t.mime: t for t in (
+    MediaType("image/png", ".png", ("image",)),
+    MediaType("image/jpeg", ".jpg", ("image",)),
+    MediaType("image/gif", ".gif", ("image",)),
+    MediaType("image/webp", ".webp", ("image",)),
+    MediaType("audio/wav", ".wav", ("audio",)),
+    MediaType("audio/aiff", ".aiff", ("audio",)),
+    MediaType("audio/mpeg", ".mp3", ("audio",)),
+    MediaType("audio/flac", ".flac", ("audio",)),
+    MediaType("audio/ogg", ".ogg", ("audio", "video")),
+    MediaType("audio/mp4", ".m4a", ("audio",)),
+    MediaType("video/mp4", ".mp4", ("video", "audio")),
+    MediaType("video/quicktime", ".mov", ("video", "audio")),
+    MediaType("video/webm", ".webm", ("video", "audio")),
+)}
+MEDIA_EXTS = {t.ext: t for t in MEDIA_TYPES.values()}
+
+
+def sniff(head: bytes) -> MediaType | None:
+    """The allow-listed type the first bytes of a file (64 are plenty) are, or None. Only the
+    content counts, never a name or a declared type."""
+    riff = head[8:12] if head[:4] == b"RIFF" else b""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return MEDIA_TYPES["image/png"]
+    if head.startswith(b"\xff\xd8\xff"):
+        return MEDIA_TYPES["image/jpeg"]
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return MEDIA_TYPES["image/gif"]
+    if riff == b"WEBP":
+        return MEDIA_TYPES["image/webp"]
+    if riff == b"WAVE":
+        return MEDIA_TYPES["audio/wav"]
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        return MEDIA_TYPES["audio/aiff"]
+    if head.startswith(b"fLaC"):
+        return MEDIA_TYPES["audio/flac"]
+    if head.startswith(b"OggS"):
+        return MEDIA_TYPES["audio/ogg"]
+    if head.startswith(b"ID3") or (len(head) > 1 and head[0] == 0xFF
+                                   and head[1] & 0xE6 in (0xE2, 0xE4, 0xE6)):
+        return MEDIA_TYPES["audio/mpeg"]  # an ID3 tag, or an MPEG audio layer I-III frame
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in (b"M4A ", b"M4B "):
+            return MEDIA_TYPES["audio/mp4"]
+        return MEDIA_TYPES["video/quicktime" if brand == b"qt  " else "video/mp4"]
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return MEDIA_TYPES["video/webm"]
+    return None
 
 
 # --------------------------------------------------------------------------- sniffing
@@ -262,11 +334,50 @@ def load_audio(path, limits: MediaLimits = DEFAULT_LIMITS) -> tuple[np.ndarray, 
 
 # --------------------------------------------------------------------------- video
 
+_CLIPS: OrderedDict = OrderedDict()  # (file identity, limits) -> VideoClip, oldest first
+_CLIPS_LOCK = threading.Lock()
+KEPT_CLIPS = 8
+
+
 def load_video(path, limits: MediaLimits = DEFAULT_LIMITS) -> VideoClip:
-    """`limits.video_frames` frames sampled evenly in time, plus the sound track if any."""
+    """`limits.video_frames` frames sampled evenly in time (their longer side at most
+    `limits.video_frame_size`), plus the sound track if any.
+
+    A chat sends its whole history with every turn, so the last few clips are kept, by the
+    file's identity (path, size, modification time): a session's video is decoded once,
+    not once per turn. The clip's arrays are read-only, as they are shared."""
+    p = Path(path)
+    try:
+        st = p.stat()
+        key = (str(p.resolve()), st.st_size, st.st_mtime_ns, limits)
+    except OSError:
+        key = None  # _check_file words the problem
+    with _CLIPS_LOCK:
+        if key in _CLIPS:
+            _CLIPS.move_to_end(key)
+            return _CLIPS[key]
+    clip = _decode_video(p, limits)
+    for a in (clip.frames, clip.audio):
+        if a is not None:
+            a.flags.writeable = False
+    if key is not None:
+        with _CLIPS_LOCK:
+            _CLIPS[key] = clip
+            while len(_CLIPS) > KEPT_CLIPS:
+                _CLIPS.popitem(last=False)
+    return clip
+
+
+def _shrunk_size(w: int, h: int, longest: int) -> tuple[int, int]:
+    """(width, height) with the longer side at most `longest`, even, the aspect kept."""
+    scale = min(1.0, longest / max(w, h, 1))
+    return max(2, round(w * scale / 2) * 2), max(2, round(h * scale / 2) * 2)
+
+
+def _decode_video(p: Path, limits: MediaLimits) -> VideoClip:
     import av
 
-    p, head = _check_file(path, limits)
+    p, head = _check_file(p, limits)
     with _open_container(p, head, "a video") as container:
         if not container.streams.video:
             extra = " (it holds only sound; send it as audio)" if container.streams.audio else ""
@@ -280,16 +391,39 @@ def load_video(path, limits: MediaLimits = DEFAULT_LIMITS) -> VideoClip:
         _check_seconds(p, seconds, limits.max_video_seconds)
         fps = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
         try:
-            frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+            frames, decoded = _kept_frames(container, stream, (w, h), limits)
         except av.error.FFmpegError:
             raise MediaError(f"{p.name} is truncated or damaged") from None
     if not frames:
         raise MediaError(f"{p.name} has no frames that can be decoded (truncated or damaged?)")
-    seconds = seconds or len(frames) / fps
+    seconds = seconds or decoded / fps
     _check_seconds(p, seconds, limits.max_video_seconds)
     pick = np.linspace(0, len(frames) - 1, min(limits.video_frames, len(frames)))
     sampled = np.stack([frames[int(round(i))] for i in pick])
     return VideoClip(sampled, fps, seconds, _video_audio(p))
+
+
+def _kept_frames(container, stream, size: tuple[int, int], limits: MediaLimits
+                 ) -> tuple[list[np.ndarray], int]:
+    """Every `stride`-th decoded frame, shrunk as it is read (others are never converted);
+    when more than `limits.video_kept_frames` are held, every other one goes and the stride
+    doubles, so the kept frames stay evenly spread over the clip. (kept frames, decoded)."""
+    w, h = size
+    small = None if max(w, h) <= limits.video_frame_size else \
+        _shrunk_size(w, h, limits.video_frame_size)
+    kept, stride, decoded = [], 1, 0
+    for frame in container.decode(stream):
+        if decoded % stride == 0:
+            if small is None and (frame.width, frame.height) == (w, h):
+                kept.append(frame.to_ndarray(format="rgb24"))
+            else:
+                tw, th = small or (w, h)
+                kept.append(frame.reformat(width=tw, height=th, format="rgb24",
+                                           interpolation="AREA").to_ndarray())
+            if len(kept) > limits.video_kept_frames:
+                kept, stride = kept[::2], stride * 2
+        decoded += 1
+    return kept, decoded
 
 
 def _video_audio(p: Path) -> np.ndarray | None:

@@ -5,21 +5,29 @@
               status (pending | done | failed | cancelled), settings (JSON, seed included),
               metrics (JSON), error, created, finished
     parts     id, turn_id -> turns, ord, kind (text | image | audio | video), text, blob -> blobs
-    blobs     sha256, mime, size, created   (bytes in <db>.media/<ab>/<sha256><ext of mime>;
-              the extension lets browsers and media libraries know the format)
+    blobs     sha256, mime, size, created   (bytes in <db>.media/<ab>/<sha256><ext>)
+
+Media are stored only as allow-listed image, audio or video types decided by their bytes
+(`nextomni.media.sniff`), never by a declared type, and every file is named by one rule,
+`blob_name`, that every process computes the same way: the web server serves the media folder,
+so a name decides how a browser treats the file.
 
 WAL journal, foreign keys on for every connection, schema from `schema.migrations`. A turn is
 written when it starts and updated when it ends, so a crash loses at most the turn in flight,
 which `recover()` (run on open) marks failed. Sessions belong to an `owner` (the browser's
-token); every read or change of a session checks it.
+token); every read or change of a session checks it. Tools that only read (the replay command)
+open the database read-only, so they never change what they are given.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import mimetypes
+import logging
+import os
+import shutil
 import sqlite3
+import tempfile
 import threading
 import uuid
 import zipfile
@@ -29,12 +37,29 @@ from pathlib import Path
 
 import sqlite_utils
 
-from nextomni.chat import ROLES
+from nextomni.media import MEDIA_TYPES, describe_content, sniff
+from sessions.archive import EXPORT_VERSION, STATUSES, Archive, read_archive
 from sessions.schema import migrations
 
-STATUSES = ("pending", "done", "failed", "cancelled")
-EXPORT_VERSION = 1
+log = logging.getLogger("nextomni.sessions")
 INTERRUPTED = "the server stopped while this turn was running"
+IMPORTING = "importing:"  # the owner of a session while its archive is being written
+IMPORT_CHUNK = 500        # turns written per hold of the store's lock
+UNKNOWN_MIME = "application/octet-stream"
+TABLES = {"sessions", "turns", "parts", "blobs"}
+
+
+class StoreError(ValueError):
+    """A database that cannot be used; the message names it and says what to do."""
+
+
+def blob_name(sha: str, mime: str | None) -> str:
+    """The one naming rule for a blob's file: its sha256 and the extension of its
+    allow-listed type (`.bin` for anything else, which the server never shows inline). The
+    same in every process: not `mimetypes`, whose answers change with what a process has
+    imported."""
+    t = MEDIA_TYPES.get(mime or "")
+    return sha + (t.ext if t else ".bin")
 
 
 class NotFound(KeyError):
@@ -78,22 +103,70 @@ def now() -> str:
 
 
 class SessionStore:
-    def __init__(self, path: str | Path, app_version: str = "", recover: bool = True):
+    def __init__(self, path: str | Path, app_version: str = "", recover: bool = True,
+                 read_only: bool = False):
         """`recover=False` for tools that open the database beside a running server (whose
-        turns in flight are not interrupted)."""
+        turns in flight are not interrupted); `read_only=True` for tools that only read,
+        which then change nothing at all (no schema upgrade, no renamed files)."""
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.media = self.path.with_name(self.path.name + ".media")
-        self.media.mkdir(exist_ok=True)
+        self.staging = self.path.with_name(self.path.name + ".staging")  # imports unpack here
         self.app_version = app_version
+        self.read_only = read_only
         self._lock = threading.RLock()
+        self.recovered = self.renamed = 0
+        try:
+            self.db = self._open_read_only() if read_only else self._open()
+            self._check_integrity()
+            if not read_only:
+                self.renamed = self._normalise_blob_names()
+                self.recovered = self.recover() if recover else 0
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{self.path} cannot be read as a session database ({e}): it is "
+                             "damaged or not one; restore it from a backup, or move it aside to "
+                             "start a new one") from None
+
+    def _open(self) -> sqlite_utils.Database:
+        if self.path.is_dir():
+            raise StoreError(f"{self.path} is a folder; give the path of a database file")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.media.mkdir(exist_ok=True)
+        shutil.rmtree(self.staging, ignore_errors=True)  # left by an import that was cut off
         # one connection shared by the server's worker threads, serialised by the lock
-        self.db = sqlite_utils.Database(sqlite3.connect(str(self.path), check_same_thread=False,
-                                                        timeout=30))
-        self.db.execute("PRAGMA foreign_keys = ON")
-        self.db.enable_wal()
-        migrations.apply(self.db)
-        self.recovered = self.recover() if recover else 0
+        db = sqlite_utils.Database(sqlite3.connect(str(self.path), check_same_thread=False,
+                                                   timeout=30))
+        db.execute("PRAGMA foreign_keys = ON")
+        db.enable_wal()
+        migrations.apply(db)
+        return db
+
+    def _open_read_only(self) -> sqlite_utils.Database:
+        if not self.path.exists():
+            raise StoreError(f"{self.path}: no such file")
+        if self.path.is_dir():
+            raise StoreError(f"{self.path} is a folder, not a session database")
+        if self.path.stat().st_size == 0:
+            raise StoreError(f"{self.path} is empty (0 bytes), not a session database")
+        # with no write-ahead log beside it nothing is writing: read the file as it stands
+        # (`immutable`), which creates no -wal/-shm files; else read through the log
+        side = [self.path.with_name(self.path.name + x) for x in ("-wal", "-shm")]
+        uri = self.path.resolve().as_uri() + \
+            ("?mode=ro" if any(f.exists() for f in side) else "?immutable=1")
+        db = sqlite_utils.Database(sqlite3.connect(uri, uri=True, check_same_thread=False,
+                                                   timeout=30))
+        if not TABLES <= set(db.table_names()):
+            raise StoreError(f"{self.path} is a SQLite database but not a session database "
+                             "(it has no sessions tables)")
+        if migrations.pending(db):
+            raise StoreError(f"{self.path} was written by an older version of the app; open "
+                             "it once with the app to upgrade it")
+        return db
+
+    def _check_integrity(self) -> None:
+        problem = self.db.execute("PRAGMA quick_check").fetchone()[0]
+        if problem != "ok":
+            raise StoreError(f"{self.path} is damaged ({problem}); restore it from a backup, "
+                             "or move it aside to start a new one")
 
     def close(self) -> None:
         with self._lock:
@@ -105,12 +178,19 @@ class SessionStore:
             return self.db.execute("PRAGMA integrity_check").fetchone()[0]
 
     def recover(self) -> int:
-        """Mark turns left pending by a stopped server as failed; how many there were."""
+        """Mark turns left pending by a stopped server as failed, and drop imports it was
+        writing; how many turns there were."""
         with self._lock, self.db.atomic():
             cur = self.db.execute(
                 "UPDATE turns SET status = 'failed', error = ?, finished = ? "
                 "WHERE status = 'pending'", [INTERRUPTED, now()])
-            return cur.rowcount
+            cut = [r[0] for r in self.db.execute(
+                "SELECT id FROM sessions WHERE owner LIKE ?", [IMPORTING + "%"]).fetchall()]
+            for sid in cut:
+                self._remove_rows(sid)
+        if cut:
+            self.collect_garbage()
+        return cur.rowcount
 
     # ------------------------------------------------------------------ sessions
     def create_session(self, owner: str, title: str = "New chat", model: str = "",
@@ -158,12 +238,16 @@ class SessionStore:
             if self.db.execute("SELECT 1 FROM turns WHERE session_id = ? AND status = 'pending'",
                                [sid]).fetchone():
                 raise ValueError("a reply in this chat is still running; stop it first")
-            self.db.execute("DELETE FROM parts WHERE turn_id IN "
-                            "(SELECT id FROM turns WHERE session_id = ?)", [sid])
-            self.db.execute("UPDATE turns SET parent_id = NULL WHERE session_id = ?", [sid])
-            self.db.execute("DELETE FROM turns WHERE session_id = ?", [sid])
-            self.db.execute("DELETE FROM sessions WHERE id = ?", [sid])
+            self._remove_rows(sid)
         self.collect_garbage()
+
+    def _remove_rows(self, sid: str) -> None:
+        """A session's rows (blobs stay for `collect_garbage`); the caller holds the lock."""
+        self.db.execute("DELETE FROM parts WHERE turn_id IN "
+                        "(SELECT id FROM turns WHERE session_id = ?)", [sid])
+        self.db.execute("UPDATE turns SET parent_id = NULL WHERE session_id = ?", [sid])
+        self.db.execute("DELETE FROM turns WHERE session_id = ?", [sid])
+        self.db.execute("DELETE FROM sessions WHERE id = ?", [sid])
 
     # ------------------------------------------------------------------ turns
     def start_turn(self, sid: str, role: str, parts: list, owner: str | None,
@@ -203,7 +287,7 @@ class SessionStore:
                 return {"kind": "text", "text": stored["text"]}
             mime = self.db.execute("SELECT mime FROM blobs WHERE sha256 = ?",
                                    [stored["blob"]]).fetchone()[0]
-        return {"kind": stored["kind"], "path": str(self.blob_path(stored["blob"], mime)),
+        return {"kind": stored["kind"], "path": str(self.blob_file(stored["blob"], mime)),
                 "mime": mime, "name": stored["name"]}
 
     def turns(self, sid: str, owner: str | None) -> list[StoredTurn]:
@@ -218,7 +302,7 @@ class SessionStore:
         by_turn: dict[int, list[StoredPart]] = {}
         for p in parts:
             by_turn.setdefault(p["turn_id"], []).append(StoredPart(
-                p["kind"], p["text"], self.blob_path(p["blob"], p["mime"]) if p["blob"] else None,
+                p["kind"], p["text"], self.blob_file(p["blob"], p["mime"]) if p["blob"] else None,
                 p["mime"], p["name"], p["blob"]))
         return [StoredTurn(r["id"], r["idx"], r["role"], r["status"], by_turn.get(r["id"], []),
                            json.loads(r["settings"] or "{}"), json.loads(r["metrics"] or "{}"),
@@ -235,13 +319,25 @@ class SessionStore:
                 out.append({"role": t.role, "parts": [p.to_message_part() for p in t.parts]})
         return out
 
+    def missing_media(self, sid: str, owner: str | None) -> list[tuple[int, StoredPart]]:
+        """(turn index, part) of every media part of the session whose file is gone."""
+        return [(t.idx, p) for t in self.turns(sid, owner) for p in t.parts
+                if p.blob is not None and not p.path.is_file()]
+
     # ------------------------------------------------------------------ blobs
-    def put_blob(self, data: bytes, mime: str) -> str:
+    def put_blob(self, data: bytes) -> str:
+        """Store bytes by their sha256, typed by their content; anything but an allow-listed
+        image, audio or video type is refused."""
+        found = sniff(data[:64])
+        if found is None:
+            what = describe_content(data[:64])
+            raise ValueError("only images, audio and video of the supported formats are stored"
+                             + (f"; these bytes look like {what}" if what else ""))
         sha = hashlib.sha256(data).hexdigest()
         with self._lock, self.db.atomic():
             row = self.db.execute("SELECT mime FROM blobs WHERE sha256 = ?", [sha]).fetchone()
-            mime = row[0] if row else mime  # one file per content, named by its first mime
-            path = self.blob_path(sha, mime)
+            mime = row[0] if row else found.mime
+            path = self.blob_file(sha, mime)
             if not path.exists():
                 path.parent.mkdir(exist_ok=True)
                 tmp = path.with_name(f".{uuid.uuid4().hex}.tmp")
@@ -253,8 +349,44 @@ class SessionStore:
         return sha
 
     def blob_path(self, sha: str, mime: str | None) -> Path:
-        ext = (mimetypes.guess_extension(mime) or "") if mime else ""
-        return self.media / sha[:2] / (sha + ext)
+        """Where a blob's file belongs (`blob_name`)."""
+        return self.media / sha[:2] / blob_name(sha, mime)
+
+    def blob_file(self, sha: str, mime: str | None) -> Path:
+        """The blob's file: where it belongs, or where an older version put it (a database
+        opened read-only keeps its old names); where it belongs if it is nowhere."""
+        path = self.blob_path(sha, mime)
+        if path.exists():
+            return path
+        return self._old_file(sha) or path
+
+    def _old_file(self, sha: str) -> Path | None:
+        folder = self.media / sha[:2]
+        names = [f for f in folder.glob(sha + "*") if f.name == sha or f.name[64:65] == "."]
+        return names[0] if names else None
+
+    def _normalise_blob_names(self) -> int:
+        """Older versions named a blob by its declared type through `mimetypes`, so an
+        imported part declared text/html became `<sha>.html`, which the server showed as a
+        page. Give every blob its content-decided type and name; how many changed. One
+        `stat` per blob when none needs it."""
+        renamed = 0
+        with self._lock, self.db.atomic():
+            for sha, mime in self.db.execute("SELECT sha256, mime FROM blobs").fetchall():
+                if mime in MEDIA_TYPES and self.blob_path(sha, mime).exists():
+                    continue
+                old = self._old_file(sha)
+                if old is None:
+                    continue  # missing: said where it is read
+                with open(old, "rb") as f:
+                    found = sniff(f.read(64))
+                new = found.mime if found else UNKNOWN_MIME
+                old.replace(self.blob_path(sha, new))
+                self.db.execute("UPDATE blobs SET mime = ? WHERE sha256 = ?", [new, sha])
+                renamed += 1
+        if renamed:
+            log.warning("gave %d stored media file(s) their content-decided names", renamed)
+        return renamed
 
     def collect_garbage(self) -> int:
         """Remove blobs no part refers to; how many. Under the store's lock, as are writes of
@@ -265,22 +397,20 @@ class SessionStore:
                 "(SELECT blob FROM parts WHERE blob IS NOT NULL)").fetchall()
             for sha, mime in orphans:
                 self.db.execute("DELETE FROM blobs WHERE sha256 = ?", [sha])
-                self.blob_path(sha, mime).unlink(missing_ok=True)
+                self.blob_file(sha, mime).unlink(missing_ok=True)
         return len(orphans)
 
     def _store_part(self, p) -> dict:
         if isinstance(p, StoredPart):
-            p = {"kind": p.kind, "text": p.text, "path": p.path, "mime": p.mime, "name": p.name}
+            p = {"kind": p.kind, "text": p.text, "path": p.path, "name": p.name}
         kind = p["kind"]
         if kind == "text":
             return {"kind": "text", "text": str(p.get("text") or ""), "blob": None, "name": None}
-        data, mime, name = p.get("data"), p.get("mime"), p.get("name")
+        data, name = p.get("data"), p.get("name")
         if data is None:
             path = Path(p["path"])
             data, name = path.read_bytes(), name or path.name
-            mime = mime or mimetypes.guess_type(path.name)[0]
-        return {"kind": kind, "text": None, "name": name,
-                "blob": self.put_blob(data, mime or "application/octet-stream")}
+        return {"kind": kind, "text": None, "name": name, "blob": self.put_blob(data)}
 
     def _insert_parts(self, tid: int, stored: list[dict]) -> None:
         start = self.db.execute("SELECT COUNT(*) FROM parts WHERE turn_id = ?", [tid]).fetchone()[0]
@@ -298,80 +428,104 @@ class SessionStore:
                           "parts": [{"kind": p.kind, "text": p.text, "mime": p.mime,
                                      "name": p.name, "blob": p.blob}
                                     for p in t.parts]} for t in turns]}
+        lost = [f"turn {t.idx}" for t in turns for p in t.parts
+                if p.blob is not None and not p.path.is_file()]
+        if lost:
+            raise StoreError(f"session {sid} cannot be exported: the media files of "
+                             f"{', '.join(lost[:5])} are missing from {self.media.name}")
         path = Path(path)
+        written = set()
         with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
             z.writestr("session.json", json.dumps(doc, indent=1))
             for t in turns:
                 for p in t.parts:
-                    if p.blob is not None and f"media/{p.blob}" not in z.namelist():
+                    if p.blob is not None and p.blob not in written:
                         z.write(p.path, f"media/{p.blob}")
+                        written.add(p.blob)
         return path
 
     def import_(self, path: str | Path, owner: str) -> str:
         """A session from an `export` archive, as a new session of `owner`. The archive is
-        checked whole before anything is written, and written in one transaction."""
-        doc, media = _read_archive(path)
-        s = doc["session"]
-        with self._lock, self.db.atomic():
-            sid = self.create_session(owner, str(s.get("title") or "Imported chat")[:200],
-                                      str(s.get("model", "")), str(s.get("model_revision", "")),
-                                      s.get("quantization") or None)
-            for t in doc["turns"]:
-                parts = [{"kind": "text", "text": p["text"]} if p["kind"] == "text" else
-                         {"kind": p["kind"], "data": media[p["blob"]], "mime": p.get("mime"),
-                          "name": p.get("name")} for p in t["parts"]]
-                status = "failed" if t["status"] == "pending" else t["status"]
-                tid = self.start_turn(sid, t["role"], parts, owner, t.get("settings") or {},
-                                      status=status)
-                self.db["turns"].update(tid, {"metrics": json.dumps(t.get("metrics") or {}),
-                                              "error": t.get("error")})
+        checked whole (`sessions.archive`) before anything is written, without the store's
+        lock; then its turns are written a chunk at a time, each chunk a short hold of the
+        lock, so other users' turns go on meanwhile. Until the last chunk the session belongs
+        to nobody; a failure removes it and its media, a crash leaves it to `recover()`."""
+        if not owner:
+            raise ValueError("an imported session needs an owner")
+        self.staging.mkdir(exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.staging) as tmp:
+            archive = read_archive(path, Path(tmp))
+            try:
+                return self._write_archive(archive, owner)
+            except Exception as e:  # noqa: BLE001 - said in one sentence, after the undo
+                log.exception("import of %s failed", Path(path).name)
+                raise ValueError(f"the import failed and was undone ({e})") from e
+
+    def _write_archive(self, archive: Archive, owner: str) -> str:
+        s = archive.session
+        sid = self.create_session(IMPORTING + uuid.uuid4().hex, s["title"], s["model"],
+                                  s["model_revision"], s["quantization"])
+        try:
+            parent = None
+            for start in range(0, len(archive.turns), IMPORT_CHUNK):
+                with self._lock, self.db.atomic():
+                    for idx in range(start, min(start + IMPORT_CHUNK, len(archive.turns))):
+                        parent = self._insert_turn(sid, idx, parent, archive.turns[idx],
+                                                   archive)
+            with self._lock, self.db.atomic():
+                self.db.execute("UPDATE sessions SET owner = ?, updated = ? WHERE id = ?",
+                                [owner, now(), sid])
+        except BaseException:
+            self._discard(sid, archive)
+            raise
         return sid
 
+    def _insert_turn(self, sid: str, idx: int, parent: int | None, t: dict,
+                     archive: Archive) -> int:
+        """One imported turn and its parts (the caller holds the lock); its id."""
+        status, error = t["status"], t["error"]
+        if status == "pending":
+            status, error = "failed", error or "it was still running when it was exported"
+        cur = self.db.execute(
+            "INSERT INTO turns (session_id, parent_id, idx, role, status, settings, metrics, "
+            "error, created, finished) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [sid, parent, idx, t["role"], status, json.dumps(t["settings"]),
+             json.dumps(t["metrics"]), error, now(), now()])
+        tid = cur.lastrowid
+        for order, p in enumerate(t["parts"]):
+            blob = self._adopt(p["blob"], archive) if p["kind"] != "text" else None
+            self.db.execute("INSERT INTO parts (turn_id, ord, kind, text, blob, name) "
+                            "VALUES (?, ?, ?, ?, ?, ?)",
+                            [tid, order, p["kind"], p.get("text"), blob, p.get("name")])
+        return tid
 
-MAX_ARCHIVE_BYTES = 512 * 2**20
+    def _adopt(self, sha: str, archive: Archive) -> str:
+        """A staged, checked media file moved into the media folder (once) with its row."""
+        staged = archive.media[sha]
+        row = self.db.execute("SELECT mime FROM blobs WHERE sha256 = ?", [sha]).fetchone()
+        target = self.blob_file(sha, row[0] if row else staged.type.mime)
+        if not target.exists():
+            target.parent.mkdir(exist_ok=True)
+            os.replace(staged.path, target)
+        if not row:
+            self.db.execute("INSERT INTO blobs (sha256, mime, size, created) VALUES (?, ?, ?, ?)",
+                            [sha, staged.type.mime, target.stat().st_size, now()])
+        return sha
 
-
-def _read_archive(path) -> tuple[dict, dict[str, bytes]]:
-    """(session document, media by sha256) of an export archive, validated."""
-    def bad(why: str):
-        raise ValueError(f"not a usable session archive: {why}")
-
-    try:
-        with zipfile.ZipFile(path) as z:
-            if sum(i.file_size for i in z.infolist()) > MAX_ARCHIVE_BYTES:
-                bad(f"it unpacks to more than {MAX_ARCHIVE_BYTES // 2**20} MB")
-            doc = json.loads(z.read("session.json"))
-            media = {n.split("/", 1)[1]: z.read(n) for n in z.namelist()
-                     if n.startswith("media/") and not n.endswith("/")}
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, OSError, UnicodeDecodeError) as e:
-        bad(str(e))
-    if not isinstance(doc, dict) or doc.get("version") != EXPORT_VERSION:
-        bad(f"unsupported version {doc.get('version') if isinstance(doc, dict) else None!r}")
-    if not isinstance(doc.get("session"), dict) or not isinstance(doc.get("turns"), list):
-        bad("session.json lacks the session or its turns")
-    for sha, data in media.items():
-        if hashlib.sha256(data).hexdigest() != sha:
-            bad(f"media file {sha[:12]}... is damaged")
-    for i, t in enumerate(doc["turns"]):
-        if not isinstance(t, dict) or t.get("role") not in ROLES \
-                or t.get("status") not in STATUSES or not isinstance(t.get("parts"), list) \
-                or not isinstance(t.get("settings", {}), dict):
-            bad(f"turn {i} is malformed")
-        for p in t["parts"]:
-            if not isinstance(p, dict) or p.get("kind") not in ("text", "image", "audio", "video"):
-                bad(f"turn {i} has a malformed part")
-            if p["kind"] == "text" and not isinstance(p.get("text"), str):
-                bad(f"turn {i} has a text part without text")
-            if p["kind"] != "text" and p.get("blob") not in media:
-                bad(f"turn {i} refers to media the archive lacks")
-    return doc, media
+    def _discard(self, sid: str, archive: Archive) -> None:
+        """Undo a half-written import: its rows, and media files no row names."""
+        with self._lock, self.db.atomic():
+            self._remove_rows(sid)
+        self.collect_garbage()
+        with self._lock:
+            for sha, staged in archive.media.items():
+                if not self.db.execute("SELECT 1 FROM blobs WHERE sha256 = ?", [sha]).fetchone():
+                    self.blob_path(sha, staged.type.mime).unlink(missing_ok=True)
 
 
 def default_db_path() -> Path:
     """`/data/nextomni/sessions.db` where /data exists (Spaces persistent storage), else the
     user's data folder."""
-    import os
-
     if Path("/data").is_dir() and os.access("/data", os.W_OK):
         return Path("/data/nextomni/sessions.db")
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")

@@ -127,3 +127,35 @@ def test_save_video_is_browser_playable(tmp_path):
         assert c.streams.video[0].codec_context.pix_fmt == "yuv420p"
         assert c.streams.audio[0].codec_context.name == "aac"
     assert os.path.getsize(path) > 0
+
+
+def test_types_are_decided_by_the_bytes_alone(good, tmp_path):
+    from nextomni.media import sniff
+
+    expected = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp",
+                "gif": "image/gif", "wav": "audio/wav", "flac": "audio/flac", "ogg": "audio/ogg",
+                "mp3": "audio/mpeg", "m4a": "audio/mp4", "mp4": "video/mp4",
+                "webm": "video/webm", "mov": "video/quicktime"}
+    for ext, mime in expected.items():
+        assert sniff(good[ext].read_bytes()[:64]).mime == mime, ext
+    for data in (b"<!doctype html><script>alert(1)</script>", b"<svg xmlns='x'></svg>",
+                 b"%PDF-1.7", b"PK\x03\x04", b"", b"\x89PNG fake"):
+        assert sniff(data) is None, data
+
+
+def test_a_large_video_is_shrunk_as_it_is_read_and_decoded_once(tmp_path):
+    import nextomni.media as media
+
+    wide = np.zeros((40, 360, 640, 3), np.uint8)
+    wide[:, 100:200, 50:150] = (255, 0, 0)
+    path = save_video(tmp_path / "wide.mp4", wide, 20)
+    limits = MediaLimits(video_frame_size=64, video_kept_frames=5)
+    clip = load_video(path, limits)
+    assert clip.frames.shape == (5, 36, 64, 3)  # the aspect kept, the longer side 64
+    assert clip.duration == pytest.approx(2.0, abs=0.1)
+    assert clip.frames[0][15, 12, 0] > 200  # the red square is where it was, shrunk
+    assert not clip.frames.flags.writeable
+    assert load_video(path, limits) is clip  # a later turn gets the decoded clip
+    os.utime(path, ns=(1, 1))  # another file under the same name is decoded again
+    assert load_video(path, limits) is not clip
+    assert media.KEPT_CLIPS >= 1 and len(media._CLIPS) <= media.KEPT_CLIPS
