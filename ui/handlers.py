@@ -272,7 +272,7 @@ class Handlers:
 
         if not sid:
             return "Choose a session."
-        report = rerun(self.store, sid, self.runner.engine, owner)
+        report = rerun(self.store, sid, self.runner.engine, owner, self.runner.max_seconds)
         return "```\n" + report.text() + "\n```"
 
 

@@ -3,12 +3,14 @@ records both turns in the session store, and reports progress as it goes.
 
 Used by the web page and the `/chat` API endpoint alike, so both store turns the same way
 (`sessions.codec` bytes, settings with the seed), which is what replay re-runs against. No
-torch here: the engine is handed in.
+torch here: the engine is handed in. A turn has a wall-time limit (`max_seconds`): the only
+model slot is never held longer than that by one request, however large its settings.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +23,11 @@ from sessions.store import NotFound
 
 log = logging.getLogger("nextomni.ui")
 MAX_MESSAGE_CHARS = 20_000
+DEFAULT_SECONDS = 20.0  # the nano model's largest default reply takes a few seconds on a CPU
+
+
+class OutOfTime(Exception):
+    """The turn ran past its time limit."""
 
 
 @dataclass
@@ -56,9 +63,15 @@ def user_parts(text: str | None, files: list | None) -> list[dict]:
 
 
 class ChatRunner:
-    def __init__(self, engine, store, model_name: str = ""):
+    def __init__(self, engine, store, model_name: str = "",
+                 max_seconds: float | None = DEFAULT_SECONDS):
         self.engine, self.store, self.model_name = engine, store, model_name
+        self.max_seconds = max_seconds      # wall time of one turn; None: no limit
         self.running: dict[str, int] = {}   # session -> the assistant turn in flight
+
+    def time_limit_message(self) -> str:
+        return (f"the reply took longer than the limit of {self.max_seconds:g} s per request "
+                "and was stopped; ask for less (fewer steps or a shorter reply)")
 
     def run(self, owner: str, session: str | None, text: str | None, files: list | None,
             settings: Settings | dict | None = None, new_id: str | None = None
@@ -69,6 +82,7 @@ class ChatRunner:
         tab) marks it cancelled."""
         new = session is None
         sid = session or new_id or uuid.uuid4().hex
+        started = time.monotonic()
         try:
             if not owner:
                 raise MessageError("the page is still loading; try again in a moment")
@@ -97,6 +111,9 @@ class ChatRunner:
             self.running[sid] = tid
             yield Update("started", sid)
             for ev in events:
+                if self.max_seconds is not None and \
+                        time.monotonic() - started > self.max_seconds:
+                    raise OutOfTime
                 if isinstance(ev, Progress):
                     yield Update("progress", sid, progress=ev)
                 elif isinstance(ev, Finished):
@@ -107,6 +124,10 @@ class ChatRunner:
         except GeneratorExit:
             status, error = "cancelled", "stopped by the user"
             raise
+        except OutOfTime:
+            log.warning("turn in session %s stopped after %.1f s", sid,
+                        time.monotonic() - started)
+            error = self.time_limit_message()
         except Exception as e:  # noqa: BLE001 - any failure is recorded and shown, never raised
             log.exception("turn failed")
             error = f"generation failed: {e}"
