@@ -2,6 +2,8 @@
 
 import os
 
+import pytest
+
 from app import auth_pairs, parse_args
 from tests.server import Server
 
@@ -16,6 +18,7 @@ def test_flags_and_environment():
     assert parse_args(["--quantization", "4bit"], env={}).quantization == "4bit"
 
 
+@pytest.mark.slow
 def test_app_serves_the_chat_with_the_shipped_model(tmp_path):
     s = Server(None, tmp_path / "s.db", tmp_path / "app.log")
     try:
@@ -27,6 +30,7 @@ def test_app_serves_the_chat_with_the_shipped_model(tmp_path):
         s.stop()
 
 
+@pytest.mark.slow
 def test_an_untrained_folder_gets_an_explanation(tmp_path):
     (tmp_path / "empty").mkdir()
     s = Server(tmp_path / "empty", tmp_path / "s.db", tmp_path / "app.log")

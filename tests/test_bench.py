@@ -11,6 +11,7 @@ ROW_KEYS = {"mode", "cache", "dynamic", "task", "accuracy", "latency_p50_ms", "l
             "n"}
 
 
+@pytest.mark.slow
 def test_scale_runs_tiny_on_cpu():
     r = scale.main(["--size", "tiny", "--new-tokens", "32", "--steps", "2", "--blocks", "16,32"])
     assert r["dfm_steps@block16"] == 1 + 2 * 2  # the layout token, then 2 blocks x 2 steps
@@ -22,6 +23,7 @@ def test_scale_runs_tiny_on_cpu():
         assert r[k] > 0
 
 
+@pytest.mark.slow
 def test_dfm_vs_ar_rows(tmp_path, capsys):
     dfm = tiny_checkpoint(tmp_path / "dfm")
     ar = tiny_checkpoint(tmp_path / "ar", causal=True)
@@ -83,6 +85,7 @@ def test_data_pipeline_reports_parts_and_loader_rates(tmp_path):
     assert json.loads(out.read_text()) == r
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("causal", [False, True])
 def test_train_step_reports_its_parts_and_operator_count(tmp_path, causal):
     from bench import train_step

@@ -9,6 +9,7 @@ from tests.server import ROOT, Server
 
 EXAMPLES = ROOT / "ui" / "examples"
 ARTIFACTS = ROOT / "artifacts"
+pytestmark = pytest.mark.slow  # a browser and a server: run with --all (CI)
 
 
 @pytest.fixture(scope="module")

@@ -204,6 +204,7 @@ def test_condition_dropout():
     assert not rows.any() and torch.equal(kept, x)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_tiny_model_learns_a_joint_law(seed):
     """32 dependent sequences of length 8 over 16 tokens, trained in well under a minute."""

@@ -38,6 +38,7 @@ def chat(client, text, file=None, session="", token="t", settings=""):
 QUICK = json.dumps({"steps": 2, "max_tokens": 16})
 
 
+@pytest.mark.slow
 def test_eight_concurrent_clients_five_turns_each(server, tmp_path):
     results, errors = {}, []
 
@@ -75,6 +76,7 @@ def test_eight_concurrent_clients_five_turns_each(server, tmp_path):
         assert sum(r[0] == "assistant" for r in rows) == 5
 
 
+@pytest.mark.slow
 def test_killed_mid_turn_leaves_the_database_intact(tiny, tmp_path):
     db = tmp_path / "s.db"
     s = Server(tiny, db, tmp_path / "app.log")
@@ -129,6 +131,7 @@ def bad_uploads(d):
             "readme.txt": "unsupported file type"}
 
 
+@pytest.mark.slow
 def test_bad_inputs_get_clear_messages_and_the_server_keeps_serving(server, tmp_path):
     client = Client(server.url, verbose=False)
     for name, expected in bad_uploads(tmp_path).items():
@@ -144,6 +147,7 @@ def test_bad_inputs_get_clear_messages_and_the_server_keeps_serving(server, tmp_
     assert not reply.startswith("Error") and sid
 
 
+@pytest.mark.slow
 def test_replay_cli_reproduces_and_reports_a_change(server, tmp_path):
     client = Client(server.url, verbose=False)
     _, _, sid = chat(client, "hello", settings=QUICK)

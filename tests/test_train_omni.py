@@ -67,6 +67,7 @@ def test_command_line_reaches_the_config():
             parse_args(bad)
 
 
+@pytest.mark.slow
 def test_tiny_pipeline_trains_exports_and_evaluates(tmp_path, monkeypatch):
     out = tmp_path / "ckpt"
     tiny_tokenizers(out)
