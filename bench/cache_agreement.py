@@ -16,7 +16,7 @@ import torch
 
 from bench import report
 from bench.dfm_vs_ar import TASKS
-from nextomni.model.generate import LAYOUTS
+from nextomni.model.decoding import LAYOUTS
 
 
 def tokens(out) -> list[int]:
@@ -37,7 +37,8 @@ def main(argv=None) -> dict:
     from nextomni.data.media import as_media
     from nextomni.data.splits import heldout
     from nextomni.data.tasks import make_example
-    from nextomni.model.generate import DecodeOptions, generate
+    from nextomni.model.decoding import DecodeOptions
+    from nextomni.model.generate import generate
     from nextomni.model.loading import load_checkpoint
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -48,7 +48,7 @@ def pick_variants(spec: str) -> list:
 
 
 def options_for(mode: str, cache: bool, dynamic: bool, steps: int):
-    from nextomni.model.generate import DecodeOptions
+    from nextomni.model.decoding import DecodeOptions
 
     if mode == "ar":  # next-token decoding: one-token blocks, one step each
         return DecodeOptions(steps=1, confidence=1.0, block_size=1, max_text_blocks=128,

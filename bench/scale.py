@@ -140,8 +140,8 @@ def dfm_numbers(omni, prompt_len: int, new: int, block: int, steps: int, device,
     seconds = timed(reply, device)
     stats = out["r"].stats
     return {"dfm_tokens_per_s": blocks * block / seconds, "dfm_step_ms": 1000 * seconds /
-            stats["steps"], "dfm_steps": stats["steps"], "dfm_forwards": stats["forward_passes"],
-            "dfm_prompt_reused": stats["prompt_positions_reused"]}
+            stats.steps, "dfm_steps": stats.steps, "dfm_forwards": stats.forward_passes,
+            "dfm_prompt_reused": stats.prompt_reused}
 
 
 def forward_ms(omni, length: int, device) -> float:

@@ -49,8 +49,8 @@ def test_events_stream_in_order(engine):
     progress = [(e.block, e.step) for e in events if isinstance(e, Progress)]
     assert progress == sorted(progress)
     stats = events[-1].stats
-    assert stats["steps"] == len(progress) and stats["seed"] == 0
-    assert stats["tokens"] >= 0 and stats["latency_s"] > 0 and stats["cache_hits"] > 0
+    assert stats.steps == len(progress) and stats.seed == 0
+    assert stats.tokens >= 0 and stats.latency_s > 0 and stats.cache_hits > 0
     seg = reply(events)[0]
     if isinstance(seg, ImageSegment):
         assert seg.image.shape == (64, 64, 3) and seg.image.dtype == np.uint8
@@ -81,12 +81,12 @@ def test_next_turn_reuses_the_session_cache_exactly(engine):
                Message("assistant", ["it is red."])]
     warm = ask(engine, "and its shape?", image=False, settings=s, session="abc", history=history)
     cold = ask(engine, "and its shape?", image=False, settings=s, history=history)
-    assert first[-1].stats["prompt_reused"] == 0
-    assert warm[-1].stats["prompt_reused"] > 0 == cold[-1].stats["prompt_reused"]
+    assert first[-1].stats.prompt_reused == 0
+    assert warm[-1].stats.prompt_reused > 0 == cold[-1].stats.prompt_reused
     assert same(reply(warm)[0], reply(cold)[0])
     engine.forget("abc")
     again = ask(engine, "and its shape?", image=False, settings=s, session="abc", history=history)
-    assert again[-1].stats["prompt_reused"] == 0
+    assert again[-1].stats.prompt_reused == 0
 
 
 def test_fixed_length_fills_the_canvas_and_guidance_leaves_text_alone(engine):
@@ -121,7 +121,7 @@ def test_settings_round_trip_and_unknown_keys():
 
 
 def test_settings_too_much_for_the_canvas(engine):
-    with pytest.raises(SettingsError, match="too much"):
+    with pytest.raises(SettingsError, match="max_tokens=4096 .* positions"):
         ask(engine, settings=Settings(block_size=1, max_tokens=4096))
 
 
@@ -140,7 +140,7 @@ def test_ar_baseline_decodes_one_token_per_step(tmp_path):
                           baseline=str(tiny_checkpoint(tmp_path / "ar", causal=True)))
     events = ask(eng, settings=Settings(mode="ar", max_tokens=8))
     stats = events[-1].stats
-    assert stats["mode"] == "ar" and stats["steps"] == stats["blocks"]
+    assert stats.mode == "ar" and stats.steps == stats.blocks
     with pytest.raises(ValueError, match="causal"):
         OmniEngine.load(tmp_path / "dfm", device="cpu", baseline=str(tmp_path / "dfm"))
 
@@ -205,10 +205,10 @@ def test_guidance_is_not_spent_on_text_replies(engine):
     uncond = fmt.prompt([Turn("user", [Part("text", "<|null|>")])])
     out = generate(engine.model, fmt.prompt(turns), DecodeOptions(steps=2, guidance=2.0),
                    layout="text", uncond_prompt=uncond)
-    assert "guidance_forward_passes" not in out.stats
+    assert out.stats.guidance_forward_passes == 0
     img = generate(engine.model, fmt.prompt(turns), DecodeOptions(steps=2, guidance=2.0),
                    layout="image", uncond_prompt=uncond)
-    assert img.stats["guidance_forward_passes"] > 0
+    assert img.stats.guidance_forward_passes > 0
 
 
 def test_speech_has_its_own_guidance_scale(engine, monkeypatch):
@@ -233,7 +233,7 @@ def test_speech_has_its_own_guidance_scale(engine, monkeypatch):
         out = generate(engine.model, prompt, DecodeOptions(steps=2, max_audio_blocks=2,
                                                            **guidance),
                        layout=layout, uncond_prompt=uncond)
-        assert (out.stats.get("guidance_forward_passes", 0) > 0) == (scales[0] is not None)
+        assert (out.stats.guidance_forward_passes > 0) == (scales[0] is not None)
         return set(scales)
 
     assert guided("audio", guidance=2.0) == {2.0}  # by default speech takes `guidance`
@@ -242,8 +242,6 @@ def test_speech_has_its_own_guidance_scale(engine, monkeypatch):
     assert guided("image", guidance=2.5, speech_guidance=0.0) == {2.5}
     opts = DecodeOptions(guidance=3.0, speech_guidance=1.0)
     assert [opts.guidance_for(x) for x in ("text", "image", "audio")] == [0.0, 3.0, 1.0]
-    with pytest.raises(ValueError, match="speech_guidance"):
-        DecodeOptions(speech_guidance=-1.0)
 
     # through the engine: the app's default guides pictures and leaves speech unguided
     assert Settings().guidance > 0 and Settings().speech_guidance == 0
@@ -263,3 +261,38 @@ def test_speech_has_its_own_guidance_scale(engine, monkeypatch):
 def test_setting_types_are_checked(bad, name):
     with pytest.raises(SettingsError, match=name):
         Settings(**bad)
+
+
+def test_settings_from_any_dict_in_one_place():
+    s = Settings(seed=5, steps=4, reply="text")
+    assert Settings.from_dict(s) is s and Settings.from_dict(None) == Settings()
+    # the page's controls and JSON clients: whole floats are whole numbers, empty is default
+    page = {"seed": 5.0, "steps": 4.0, "max_tokens": None, "block_size": None, "reply": "text"}
+    assert Settings.from_dict(page) == s
+    with pytest.raises(SettingsError, match="steps"):
+        Settings.from_dict({"steps": 2.5})
+    with pytest.raises(SettingsError, match="reply"):
+        Settings.from_dict({"reply": "video"})
+    # a turn stored before the reply kind existed let the model choose
+    old = {k: v for k, v in Settings(seed=2).to_dict().items() if k != "reply"}
+    assert Settings.from_dict(old).reply == "auto" and Settings.from_dict(old).layout is None
+    assert [Settings(reply=r).layout for r in ("text", "image", "speech")] == \
+        ["text", "image", "audio"]
+
+
+def test_finished_passes_the_decoders_record_through(engine):
+    import json
+
+    events = ask(engine, settings=Settings(steps=2, max_tokens=16, seed=9, reply="image"))
+    done = events[-1]
+    assert type(done.stats).__name__ == "DecodeStats" and done.media_s > 0
+    assert (done.stats.layout, done.stats.seed, done.stats.tokens) == \
+        ("image", 9, engine.model.config.image_positions)
+    stored = json.loads(json.dumps(done.metrics()))
+    # the names turns were always stored under, and nothing of the record left out
+    assert {"layout", "mode", "seed", "steps", "blocks", "tokens", "latency_s", "tokens_per_s",
+            "forward_passes", "positions_computed", "cache_hits", "prompt_positions",
+            "prompt_reused", "device", "response_positions", "guidance_forward_passes",
+            "media_s"} <= set(stored)
+    assert stored["latency_s"] == round(done.stats.latency_s, 4) > 0
+    assert stored["guidance_forward_passes"] == done.stats.guidance_forward_passes > 0

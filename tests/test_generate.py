@@ -1,14 +1,20 @@
 """Block-by-block generation at a tiny random size: cache exactness, layouts, determinism."""
 
 import copy
+import json
+import time
+from dataclasses import replace
 
 import pytest
 import torch
 
 from nextomni.model import OmniModel
-from nextomni.model.generate import DecodeOptions, generate, iter_generate, trim_silence
+from nextomni.model.decoding import DecodeOptions
+from nextomni.model.generate import generate, iter_generate
 from nextomni.model.graphs import StaticCache
+from nextomni.model.layout import NOT_A_WORD, decide_layout, trim_silence
 from nextomni.model.sequence import SequenceBuilder
+from nextomni.tokenizers.special import AUDIO_START, IMAGE_START, SPECIAL_TOKENS
 from tests.test_model import TINY
 
 
@@ -42,8 +48,8 @@ def test_cache_on_and_off_agree(model, layout):
               fixed_blocks=2)
     on, off = run(model, cache=True, **kw), run(model, cache=False, **kw)
     assert_same_reply(on, off)
-    assert on.stats["cached_positions_reused"] > 0 == off.stats["cached_positions_reused"]
-    assert on.stats["positions_computed"] < off.stats["positions_computed"]
+    assert on.stats.cache_hits > 0 == off.stats.cache_hits
+    assert on.stats.positions_computed < off.stats.positions_computed
 
 
 def test_layouts_and_shapes(model):
@@ -68,7 +74,7 @@ def test_same_seed_same_reply(model):
 def test_confident_blocks_stop_early(model):
     slow = run(model, layout="image", steps=8, confidence=1.0)
     fast = run(model, layout="image", steps=8, confidence=0.0)
-    assert fast.stats["steps"] < slow.stats["steps"]
+    assert fast.stats.steps < slow.stats.steps
 
 
 def test_trim_silence():
@@ -108,10 +114,10 @@ def test_next_turn_reuses_earlier_turns_exactly(model):
                       layout="text", reuse=first.state)
     seq = prompt().build()
     opening = int((seq.segment == seq.segment[-1]).sum())  # rewritten in the second prompt
-    assert reused.stats["prompt_positions_reused"] == len(seq) - opening > 0
-    assert fresh.stats["prompt_positions_reused"] == 0
+    assert reused.stats.prompt_reused == len(seq) - opening > 0
+    assert fresh.stats.prompt_reused == 0
     assert reused.text_ids == fresh.text_ids
-    assert reused.stats["positions_computed"] < fresh.stats["positions_computed"]
+    assert reused.stats.positions_computed < fresh.stats.positions_computed
 
 
 def test_guidance_changes_codes_and_keeps_cache_exact(model):
@@ -127,19 +133,11 @@ def test_guidance_changes_codes_and_keeps_cache_exact(model):
                         torch.Generator().manual_seed(0), layout="image", uncond_prompt=uncond)
 
     plain, guided, guided_nocache = image(0.0), image(20.0), image(20.0, cache=False)
-    assert "guidance_forward_passes" not in plain.stats
-    assert guided.stats["guidance_forward_passes"] > 0
+    assert plain.stats.guidance_forward_passes == 0
+    assert guided.stats.guidance_forward_passes > 0
     assert not torch.equal(plain.image_codes, guided.image_codes)
     assert torch.equal(guided.image_codes, guided_nocache.image_codes)
     assert torch.equal(guided.image_codes, image(20.0, graphs=True).image_codes)
-
-
-@pytest.mark.parametrize("bad", [dict(steps=0), dict(steps=-3), dict(max_text_blocks=10**6), dict(fixed_blocks=0),
-                                 dict(temperature=-1), dict(guidance=-1), dict(top_k=0),
-                                 dict(block_size=0)])
-def test_bad_options_are_refused_by_name(bad):
-    with pytest.raises(ValueError, match=next(iter(bad))):
-        DecodeOptions(**bad)
 
 
 def test_guided_code_head_follows_the_guidance_formula(model):
@@ -166,7 +164,7 @@ def test_static_cache_matches_the_dynamic_one(model, layout):
     static, dynamic = run(model, graphs=True, **kw), run(model, graphs=False, **kw)
     assert_same_reply(static, dynamic)
     assert isinstance(static.state.cache, StaticCache)
-    assert static.stats["forward_passes"] == dynamic.stats["forward_passes"]
+    assert static.stats.forward_passes == dynamic.stats.forward_passes
 
 
 def test_static_cache_is_reused_across_turns_and_recycled(model):
@@ -177,11 +175,11 @@ def test_static_cache_is_reused_across_turns_and_recycled(model):
     reused = generate(model, second_turn(), opts, torch.Generator().manual_seed(5),
                       layout="text", reuse=first.state)
     assert reused.state.cache is first.state.cache  # the same buffers, the same steps
-    assert reused.stats["prompt_positions_reused"] > 0
+    assert reused.stats.prompt_reused > 0
     assert reused.text_ids == fresh.text_ids
     again = generate(model, second_turn(), opts, torch.Generator().manual_seed(5),
                      layout="text", reuse=reused.state.recycled())
-    assert again.stats["prompt_positions_reused"] == 0
+    assert again.stats.prompt_reused == 0
     assert again.state.cache is first.state.cache
     assert again.text_ids == fresh.text_ids
     # a reply that does not fit gets buffers of its own; the dynamic mode never takes them
@@ -204,3 +202,84 @@ def test_static_cache_keeps_the_dynamic_contract():
     assert cache.visible(2)[0, 0, 0].tolist() == [True] * 5 + [False] * 3
     with pytest.raises(ValueError, match="capacity"):
         cache.begin(4)
+
+
+def preferring(model, token, causal=False):
+    """A copy of `model` whose LM head all but always chooses `token` (a causal copy: the
+    same weights read as the autoregressive baseline)."""
+    m = copy.deepcopy(model) if not causal else OmniModel(replace(TINY, causal=True)).eval()
+    if causal:
+        m.load_state_dict(model.state_dict())
+    head = torch.nn.Linear(TINY.hidden_size, TINY.text_vocab_size)
+    with torch.no_grad():
+        head.weight.copy_(m.lm_head.weight)
+        head.bias.zero_()
+        head.bias[token] = 1e4
+    m.lm_head = head
+    return m
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_a_chosen_layout_overrides_the_models_choice(model, causal):
+    opts = DecodeOptions(steps=2, max_text_blocks=2, max_audio_blocks=2, block_size=1 if causal
+                         else None)
+    drawer = preferring(model, IMAGE_START, causal)
+
+    def reply(layout):
+        return generate(drawer, prompt(), opts, torch.Generator().manual_seed(0), layout=layout)
+
+    assert reply(None).layout == "image"  # left alone, it draws
+    text = reply("text")
+    assert text.layout == "text" and text.text_ids[0] >= len(SPECIAL_TOKENS)  # a word
+    assert text.image_codes is None and text.audio_codes is None
+    speech = reply("audio")
+    assert speech.layout == "audio" and speech.audio_codes.shape[1] == TINY.audio_groups
+    # a model that would speak draws when asked to
+    image = generate(preferring(model, AUDIO_START, causal), prompt(), opts, layout="image")
+    assert image.layout == "image" and image.image_codes.shape == (16, 2)
+
+
+def test_decide_layout_samples_only_what_is_left_to_the_model():
+    asked = []
+
+    def first_token(banned):
+        asked.append(banned)
+        yield "a step"
+        return AUDIO_START
+
+    def decide(layout):
+        gen = decide_layout(layout, first_token)
+        events = []
+        while True:
+            try:
+                events.append(next(gen))
+            except StopIteration as stop:
+                return stop.value, events
+
+    assert decide(None) == (("audio", AUDIO_START), ["a step"]) and asked.pop() == ()
+    assert decide("text") == (("text", AUDIO_START), ["a step"]) and asked.pop() == NOT_A_WORD
+    assert decide("image") == (("image", IMAGE_START), []) and not asked
+    with pytest.raises(ValueError, match="unknown layout 'video'"):
+        decide("video")
+
+
+def test_stats_record_what_the_reply_cost(model):
+    g = torch.Generator().manual_seed(11)
+    gen = iter_generate(model, prompt(), DecodeOptions(steps=2), g, layout="text")
+    started, pause, paused = time.perf_counter(), 0.02, 0.0
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            out = stop.value
+            break
+        time.sleep(pause)  # a slow consumer: not the decoder's time
+        paused += pause
+    wall = time.perf_counter() - started
+    s = out.stats
+    assert 0 < s.latency_s <= wall - paused
+    assert (s.mode, s.layout, s.seed, s.device) == ("dfm", "text", 11, "cpu")
+    assert s.tokens == len(out.text_ids) and s.response_positions >= s.tokens
+    assert s.prompt_positions == len(prompt().build()) and s.steps >= s.blocks > 0
+    stored = json.loads(json.dumps(s.to_dict()))
+    assert stored["cache_hits"] == s.cache_hits > 0 and stored["tokens_per_s"] > 0

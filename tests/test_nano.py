@@ -65,8 +65,8 @@ def test_questions_get_short_text_and_dynamic_length_stops_at_eos(engine):
         if not isinstance(short, TextSegment):
             continue
         fixed, f_stats, _ = reply(engine, parts, dynamic=False)
-        assert s_stats["blocks"] <= 3 < f_stats["blocks"]
-        assert s_stats["steps"] < f_stats["steps"]
+        assert s_stats.blocks <= 3 < f_stats.blocks
+        assert s_stats.steps < f_stats.steps
         checked += 1
     assert checked >= 3  # 6 of 6 replies were text when measured
 

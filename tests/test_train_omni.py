@@ -221,18 +221,19 @@ def test_causal_baseline_trains_links_tokenizers_and_decodes(tmp_path):
     engine = OmniEngine(model, fmt, baseline=(model, fmt))
     events = list(engine.chat([Message("user", ["say 'yes'"])],
                               Settings(mode="ar", max_tokens=8)))
-    assert events[-1].stats["mode"] == "ar"
+    assert events[-1].stats.mode == "ar"
     # the eval and the benches decode through `generate`: a causal checkpoint gets next-token
     # decoding there too (one forward for the prompt, the marker, then each position)
     from nextomni.model.autoregressive import iter_generate_ar
-    from nextomni.model.generate import DecodeOptions, _drain, generate
+    from nextomni.model.decoding import drain
+    from nextomni.model.generate import DecodeOptions, generate
 
     prompt = fmt.prompt([Turn("user", [text_part("draw a red circle")])])
     opts = DecodeOptions(steps=1, block_size=1)
     out = generate(model, prompt, opts, torch.Generator().manual_seed(0), layout="image")
-    ref = _drain(iter_generate_ar(model, prompt, opts, torch.Generator().manual_seed(0),
+    ref = drain(iter_generate_ar(model, prompt, opts, torch.Generator().manual_seed(0),
                                   layout="image"))
-    assert out.stats["forward_passes"] == 2 + model.config.image_positions
+    assert out.stats.forward_passes == 2 + model.config.image_positions
     assert torch.equal(out.image_codes, ref.image_codes)
 
 
@@ -267,14 +268,14 @@ def test_ar_objective_learns_next_tokens():
     assert loss.item() < 0.01 * first
     # decoding reads the model the way training taught it, with or without the cache
     from nextomni.model.autoregressive import iter_generate_ar
-    from nextomni.model.generate import DecodeOptions, _drain
+    from nextomni.model.decoding import DecodeOptions, drain
 
     model.eval()
     for k in range(4):
         prompt = SequenceBuilder(c).turn_start([20, 21]).text([10 + k]).turn_end([22]) \
             .turn_start([23, 21])
         for cache in (True, False):
-            out = _drain(iter_generate_ar(model, prompt, DecodeOptions(cache=cache)))
+            out = drain(iter_generate_ar(model, prompt, DecodeOptions(cache=cache)))
             assert out.layout == "text" and out.text_ids == [30 + k, 31, 32 + k]
 
 

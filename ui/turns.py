@@ -117,7 +117,7 @@ class ChatRunner:
                 if isinstance(ev, Progress):
                     yield Update("progress", sid, progress=ev)
                 elif isinstance(ev, Finished):
-                    stats = ev.stats
+                    stats = ev.metrics()
                 else:
                     yield Update("segment", sid, part=self.store.add_part(tid, encode_segment(ev)))
             status = "done"

@@ -133,7 +133,9 @@ def euler_steps(denoiser: Denoiser, x_init: Tensor, paths, *, space: Tensor | No
                 generator: torch.Generator | None = None) -> Iterator[SamplerStep]:
     """Run the chain from the source (non-fixed variables of `x_init` are redrawn from each
     path's source distribution) along `time_grid` (default: `steps` even steps over [0, 1]),
-    yielding the state after every step."""
+    yielding the state after every step. `temperature` / `top_k` say how x1 is drawn from the
+    logits a denoiser returns; a denoiser that returns tokens has chosen them itself, so it
+    passes neither."""
     paths = list(paths) if isinstance(paths, (list, tuple)) else [paths]
     if x_init.dim() != 2:
         raise ValueError(f"x_init must be [B, N], got {tuple(x_init.shape)}")

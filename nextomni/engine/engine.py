@@ -7,9 +7,12 @@ benchmarks and the tests use (DESIGN.md section 6).
 
 Decisions recorded here:
 - One reply holds one segment (text, an image or speech): that is what the nano model was
-  trained to produce; the layout is the model's own choice (its first token).
+  trained to produce; its kind is the model's own choice (its first token) unless
+  `Settings.reply` fixes it.
 - A `session` key keeps the keys/values of the conversation so far; the next turn reuses the
-  exact prefix (see `model.generate.PromptCache`) and computes only what is new.
+  exact prefix (see `model.prompt_cache.PromptCache`) and computes only what is new.
+- The decoder's statistics (`model.decoding.DecodeStats`) reach `Finished` as they came; the
+  engine adds only its own time, spent turning tokens into text, previews and media.
 - When a conversation outgrows the model's positions the oldest turns are left out (a system
   message stays); a single message too long to fit is refused with its length.
 - `mode="ar"` decodes the autoregressive baseline (a causal checkpoint given as `baseline`)
@@ -99,13 +102,13 @@ class OmniEngine:
              session: str | None = None) -> Iterator[Event]:
         """Answer the last (user) message. Bad messages or settings raise `MessageError` /
         `SettingsError` (and unreadable files `MediaError`) before any work starts."""
-        settings = settings if isinstance(settings, Settings) else Settings.from_dict(settings)
+        settings = Settings.from_dict(settings)
         turns = to_turns(messages)
         model, fmt = self._pick(settings.mode)
         options = self.options(settings, model.config)
         prompt = self._fit(fmt, turns, options)
         uncond = fmt.prompt([Turn("user", [Part("text", NULL_PROMPT)])]) \
-            if options.guided and not model.config.causal else None
+            if options.guided else None
         return self._run(model, fmt, prompt, uncond, options, settings, session)
 
     def _run(self, model, fmt, prompt, uncond, options, settings, session):
@@ -115,32 +118,29 @@ class OmniEngine:
         with self._lock:
             reuse = self._states.pop(key, None) if session is not None and options.cache else None
         generator = torch.Generator(self.device).manual_seed(settings.seed)
-        # a causal checkpoint (the AR mode) is decoded token by token inside iter_generate
-        steps = iter_generate(model, prompt, options, generator, uncond_prompt=uncond,
-                              reuse=reuse)
+        steps = iter_generate(model, prompt, options, generator, settings.layout,
+                              uncond_prompt=uncond, reuse=reuse)
         text = _TextStream(fmt)
-        busy = 0.0  # time spent computing, not waiting for the consumer between events
+        media = 0.0  # time spent turning tokens into text, previews and media
         while True:
             with self._lock:
-                t0 = time.perf_counter()
                 try:
                     event = next(steps)
                 except StopIteration as stop:
                     out = stop.value
-                    busy += time.perf_counter() - t0
                     break
+                t0 = time.perf_counter()
                 progress = self._progress(event, fmt, text)
-                busy += time.perf_counter() - t0
+                media += time.perf_counter() - t0
             yield progress
         with self._lock:
             t0 = time.perf_counter()
             segments = list(self._segments(out, fmt))
-            busy += time.perf_counter() - t0
+            media += time.perf_counter() - t0
             if session is not None and out.state is not None:
                 self._keep(key, out.state)
-        out.stats["latency_s"] = busy
         yield from segments
-        yield Finished(self._stats(out, settings))
+        yield Finished(out.stats, media_s=media)
 
     def _keep(self, key, state) -> None:
         """Remember a conversation's cache; the oldest go first beyond the budget."""
@@ -163,15 +163,11 @@ class OmniEngine:
             size, steps, confidence = s.block_size or config.block_size, s.steps, s.confidence
         text_blocks = math.ceil(s.max_tokens / size)
         audio_blocks = math.ceil(2 * s.max_tokens / size)
-        try:
-            return DecodeOptions(steps=steps, temperature=s.temperature, confidence=confidence,
-                                 max_text_blocks=text_blocks, max_audio_blocks=audio_blocks,
-                                 fixed_blocks=text_blocks, cache=s.cache, dynamic=s.dynamic,
-                                 guidance=s.guidance, speech_guidance=s.speech_guidance,
-                                 block_size=size,
-                                 graphs=self.graphs and s.cache)
-        except ValueError as e:
-            raise SettingsError(f"these settings ask for too much: {e}") from None
+        return DecodeOptions(steps=steps, temperature=s.temperature, confidence=confidence,
+                             max_text_blocks=text_blocks, max_audio_blocks=audio_blocks,
+                             fixed_blocks=text_blocks, cache=s.cache, dynamic=s.dynamic,
+                             guidance=s.guidance, speech_guidance=s.speech_guidance,
+                             block_size=size, graphs=self.graphs and s.cache)
 
     def _pick(self, mode: str):
         if mode == "ar":
@@ -222,22 +218,6 @@ class OmniEngine:
             yield ImageSegment(fmt.tok.image.decode(out.image_codes[None])[0])
         else:
             yield AudioSegment(fmt.tok.audio.decode(out.audio_codes).astype(np.float32))
-
-    def _stats(self, out, settings: Settings) -> dict:
-        s = out.stats
-        tokens = {"text": len(out.text_ids),
-                  "image": 0 if out.image_codes is None else len(out.image_codes),
-                  "audio": 0 if out.audio_codes is None else len(out.audio_codes)}[out.layout]
-        latency = s["latency_s"]
-        return {"layout": out.layout, "mode": settings.mode, "seed": settings.seed,
-                "steps": s["steps"], "blocks": s["blocks"], "tokens": tokens,
-                "latency_s": round(latency, 4),
-                "tokens_per_s": round(tokens / latency, 2) if latency > 0 else None,
-                "forward_passes": s["forward_passes"],
-                "positions_computed": s["positions_computed"],
-                "cache_hits": s["cached_positions_reused"],
-                "prompt_positions": s["prompt_positions"],
-                "prompt_reused": s["prompt_positions_reused"], "device": str(self.device)}
 
     # ------------------------------------------------------------------ retrieval
     def embed(self, part) -> np.ndarray:

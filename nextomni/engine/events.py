@@ -4,9 +4,13 @@ UI and the session store can use them without torch."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # the record comes with the event; the UI needs no torch to read it
+    from nextomni.model.decoding import DecodeStats
 
 
 @dataclass
@@ -40,7 +44,14 @@ class AudioSegment:
 
 @dataclass
 class Finished:
-    stats: dict = field(default_factory=dict)  # steps, tokens, latency_s, cache_hits, seed, ...
+    """The end of a reply: what it cost."""
+
+    stats: DecodeStats          # the decoder's record as it came: steps, tokens, latency_s, ...
+    media_s: float = 0.0        # the engine's time turning tokens into text, previews, media
+
+    def metrics(self) -> dict:
+        """Plain JSON, stored with the turn and shown under it."""
+        return {**self.stats.to_dict(), "media_s": round(self.media_s, 4)}
 
 
 Event = Progress | TextSegment | ImageSegment | AudioSegment | Finished

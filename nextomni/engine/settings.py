@@ -1,7 +1,10 @@
-"""Generation settings a user (or a stored session) gives the engine, checked up front.
+"""Generation settings a user (or a stored session, or an API client) gives the engine: the one
+place they are checked. The decoder trusts what the engine builds from them.
 
-Stored with every turn, so `Settings.from_dict(s.to_dict()) == s` and unknown keys from a
-newer version are refused by name rather than silently dropped.
+Stored with every turn as JSON, so `Settings.from_dict(s.to_dict()) == s`; a dict from any
+source (the page's controls, the `/chat` API, a stored turn) becomes `Settings` through
+`from_dict` alone. Unknown keys from a newer version are refused by name rather than silently
+dropped; keys an older version did not know take the meaning that version had.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 MODES = ("dfm", "ar")
+REPLIES = ("auto", "text", "image", "speech")  # auto: the model chooses
 MAX_TOKENS = 4096
 
 
@@ -35,6 +39,7 @@ class Settings:
     cache: bool = True
     dynamic: bool = True       # grow the reply block by block until <eos>; else fixed length
     mode: str = "dfm"          # "dfm" or "ar" (the autoregressive baseline)
+    reply: str = "auto"        # the reply's kind: auto (the model's choice), text, image, speech
 
     def __post_init__(self):
         self.validate()
@@ -72,19 +77,37 @@ class Settings:
             bad("confidence", "use a probability between 0 and 1")
         if self.mode not in MODES:
             bad("mode", "use 'dfm' or 'ar'")
+        if self.reply not in REPLIES:
+            bad("reply", "use 'auto' (the model chooses), 'text', 'image' or 'speech'")
+
+    @property
+    def layout(self) -> str | None:
+        """The decoder's layout for `reply`: None lets the model choose."""
+        return {"auto": None, "text": "text", "image": "image", "speech": "audio"}[self.reply]
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict | None) -> "Settings":
-        d = dict(d or {})
+    def from_dict(cls, d: "Settings | dict | None") -> "Settings":
+        """Settings from a dict of any source (`Settings` as they are; None: the defaults).
+
+        A missing key or a None value takes the default, so an empty control means "as
+        usual"; a whole float where a whole number belongs (4.0: JSON clients, sliders) is
+        that number. Turns stored before speech had a scale of its own replay as they were
+        made: their `guidance` guided speech too. Turns stored before `reply` existed let the
+        model choose, which is the default."""
+        if isinstance(d, Settings):
+            return d
+        d = {k: v for k, v in dict(d or {}).items() if v is not None}
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
             raise SettingsError(f"unknown setting(s) {unknown}; known: {sorted(known)}")
+        for name in ("seed", "steps", "max_tokens", "block_size"):
+            v = d.get(name)
+            if isinstance(v, float) and v.is_integer():
+                d[name] = int(v)
         if "guidance" in d and "speech_guidance" not in d:
-            # written before speech had a scale of its own (turns stored by older versions,
-            # API clients): `guidance` then guided speech too, and a replay must do the same
             d["speech_guidance"] = d["guidance"]
         return cls(**d)

@@ -1,0 +1,216 @@
+"""One prompt and the reply decoded so far, denoised one block at a time (DFM).
+
+The model attends block-causally (see `sequence`), so the prompt and every finished block are
+run once and cached (`prompt_cache`); each denoising step of the current block runs only that
+block against the cache. Within a block the Euler sampler runs up to `steps` steps and stops
+early once every position's choice is confident (probability >= `confidence`): easy blocks
+take a step or two.
+"""
+
+from __future__ import annotations
+
+from typing import Generator as Gen
+
+import torch
+from torch import Tensor
+
+from nextomni.dfm import choose_x1, euler_steps
+from nextomni.model.config import AUDIO, IMAGE, TEXT
+from nextomni.model.decoding import DecodeOptions, DecodeStats, StepEvent
+from nextomni.model.graphs import StaticCache, TextStep
+from nextomni.model.modeling import OmniModel
+from nextomni.model.prompt_cache import PromptCache, choose_cache
+from nextomni.model.sequence import Block, Sequence, text_block, variable_spaces
+from nextomni.tokenizers.special import PAD
+
+
+class BlockDecoder:
+    """`steps_of(block)` denoises one more block and commits it; `write(block)` commits a
+    block whose tokens are known. `reuse` starts from an earlier turn's cache. With `guide`,
+    a decoder over the unconditional prompt follows every commit and guides the codes."""
+
+    def __init__(self, model: OmniModel, prompt: Sequence, options: DecodeOptions,
+                 generator: torch.Generator | None = None, reuse: PromptCache | None = None):
+        self.model, self.opt, self.generator = model, options, generator
+        self.uncond: BlockDecoder | None = None
+        self.guidance = 0.0
+        self.device = next(model.parameters()).device
+        self.seq = {k: getattr(prompt, k).to(self.device)[None] for k in
+                    ("ids", "kind", "mpos", "segment")}
+        self.paths = [p.to(self.device) for p in model.paths()]
+        self.stats = DecodeStats(mode="dfm", device=str(self.device),
+                                 seed=generator.initial_seed() if generator else None,
+                                 prompt_positions=len(prompt))
+        chosen = choose_cache(model, self.seq, options, reuse)
+        self.cache, self._text_steps = chosen.cache, chosen.text_steps
+        self.stats.prompt_reused = chosen.reused
+        if self.cache is not None and chosen.reused < len(prompt):
+            self._forward({k: v[:, chosen.reused:] for k, v in self.seq.items()}, past=True,
+                          keep=True)
+
+    def guide(self, uncond: "BlockDecoder", scale: float) -> None:
+        """Guide the codes of every later block against `uncond` with this scale."""
+        self.uncond, self.guidance = uncond, scale
+
+    def state(self) -> PromptCache | None:
+        return PromptCache(self.seq, self.cache, self._text_steps) \
+            if self.cache is not None else None
+
+    # ------------------------------------------------------------------ model calls
+    def _count(self, n: int, cached: int) -> None:
+        self.stats.forward_passes += 1
+        self.stats.positions_computed += n
+        self.stats.cache_hits += cached
+
+    def _forward(self, part: dict, past: bool, keep: bool) -> Tensor:
+        """Hidden states of `part`, attending to the cache when `past`; keeps its keys and
+        values in the cache only when `keep`."""
+        cached = self.cache.get_seq_length() if (past and self.cache is not None) else 0
+        out = self.model(part["ids"], part["kind"], part["mpos"], segment=part["segment"],
+                         past_key_values=self.cache,
+                         past_segment=self.seq["segment"][:, :cached] if cached else None,
+                         use_cache=self.cache is not None)
+        n = part["kind"].shape[1]
+        self._count(n, cached)
+        if self.cache is not None and not keep:
+            self.cache.crop(-n)
+        return out.last_hidden_state
+
+    def _graphed(self, block: dict, keep: bool) -> Tensor | None:
+        """Hidden states of an all-text block through its captured step (None when graphs
+        are off or the block holds codes)."""
+        if not isinstance(self.cache, StaticCache) or bool((block["kind"] != TEXT).any()):
+            return None
+        n = block["kind"].shape[1]
+        if n not in self._text_steps:
+            self._text_steps[n] = TextStep(self.model, self.cache, n)
+        self._count(n, self.cache.get_seq_length())
+        h = self._text_steps[n](block["ids"][0, :, 0])
+        if not keep:
+            self.cache.crop(-n)
+        return h
+
+    def hidden(self, block: dict) -> Tensor:
+        """Hidden states [n, H] of the current block's positions; the block is not kept."""
+        if (h := self._graphed(block, keep=False)) is not None:
+            return h
+        if self.cache is not None:
+            return self._forward(block, past=True, keep=False)[0]
+        full = {k: torch.cat([self.seq[k], block[k]], 1) for k in self.seq}
+        n = block["kind"].shape[1]
+        return self._forward(full, past=False, keep=False)[0, -n:]
+
+    def _commit(self, block: dict) -> None:
+        if self.cache is not None and self._graphed(block, keep=True) is None:
+            self._forward(block, past=True, keep=True)
+        self.seq = {k: torch.cat([self.seq[k], block[k]], 1) for k in self.seq}
+
+    # ------------------------------------------------------------------ blocks
+    def tensors(self, blk: Block) -> dict:
+        """`blk` as the next segment of this sequence: ids / kind / mpos / segment, [1, n]."""
+        seg = int(self.seq["segment"].max()) + 1
+        return {"ids": torch.tensor(blk.ids, device=self.device)[None],
+                "kind": torch.tensor(blk.kind, device=self.device)[None],
+                "mpos": torch.tensor(blk.mpos, device=self.device)[None],
+                "segment": torch.full((1, len(blk)), seg, device=self.device)}
+
+    def write(self, blk: Block, ids: Tensor | None = None) -> Tensor:
+        """Commit `blk` (with `ids` [n, G] in place of its own, if given), to the
+        unconditional decoder too; its ids [n, G]."""
+        block = self.tensors(blk)
+        if ids is not None:
+            block["ids"] = ids.reshape(block["ids"].shape)
+        self._commit(block)
+        if self.uncond is not None:
+            self.uncond._commit({**self.uncond.tensors(blk), "ids": block["ids"]})
+        return block["ids"][0]
+
+    def first_token(self, banned: tuple[int, ...] = ()) -> Gen[StepEvent, None, int]:
+        """The reply's layout position (one text position, one step), not yet written."""
+        ids = yield from self.denoise(text_block(self.model.config, [PAD]), "text", 0, steps=1,
+                                      banned=banned)
+        return int(ids[0, 0])
+
+    def steps_of(self, blk: Block, layout: str, index: int,
+                 steps: int | None = None) -> Gen[StepEvent, None, Tensor]:
+        """Denoise `blk` (its ids are ignored unless fixed), yielding every step; commit it;
+        return its ids [n, G]."""
+        if blk.fixed:
+            return self.write(blk)
+        ids = yield from self.denoise(blk, layout, index, steps)
+        return self.write(blk, ids)
+
+    def denoise(self, blk: Block, layout: str, index: int, steps: int | None = None,
+                banned: tuple[int, ...] = ()) -> Gen[StepEvent, None, Tensor]:
+        """Denoise `blk` without committing it, yielding every step; its ids [n, G]."""
+        block = self.tensors(blk)
+        n, g = block["ids"].shape[1:]
+        x_init = block["ids"].reshape(1, n * g)
+        space = variable_spaces(self.model.config, block["kind"]).reshape(1, n * g)
+        fixed = space < 0
+        step = BlockStep(self, blk, block, banned)
+        total = steps or self.opt.steps
+        final = None
+        for state in euler_steps(step, x_init, self.paths, space=space, fixed=fixed,
+                                 steps=total, generator=self.generator):
+            self.stats.steps += 1
+            done = state.step == total or step.confidence >= self.opt.confidence
+            final = state.x1 if done else state.x_t
+            yield StepEvent(layout, index, state.step, total, final.reshape(n, g),
+                            state.x1.reshape(n, g))
+            if done:
+                break
+        self.stats.blocks += 1
+        return torch.where(fixed, x_init, final).reshape(n, g)
+
+
+class BlockStep:
+    """The denoiser of one block: x_t -> x1, each position through the head of its kind (text:
+    the LM head; image / audio: the sub-code head, guided when the decoder guides), never
+    choosing a `banned` text id. `confidence` is the least sure choice of the last call."""
+
+    def __init__(self, dec: BlockDecoder, blk: Block, block: dict, banned: tuple[int, ...]):
+        self.dec, self.block, self.banned = dec, block, list(banned)
+        m, c = dec.model, dec.model.config
+        self.opt, self.generator = dec.opt, dec.generator
+        guide = dec.uncond is not None and dec.guidance > 0
+        self.ublock = dec.uncond.tensors(blk) if guide else None
+        # which positions hold what, found once per block (each test waits for the device)
+        kind = block["kind"][0]
+        self.heads = [(sel, head, groups) for sel, head, groups in (
+            (kind == IMAGE, m.image_head, c.image_groups),
+            (kind == AUDIO, m.audio_head, c.audio_groups)) if bool(sel.any())]
+        self.text = kind == TEXT
+        self.all_text, self.any_text = bool(self.text.all()), bool(self.text.any())
+        self.confidence = 1.0
+
+    def choose(self, logits: Tensor) -> Tensor:
+        probs = torch.softmax(logits.float(), -1)
+        self.confidence = min(self.confidence, float(probs.max(-1).values.min()))
+        return choose_x1(logits.float(), self.opt.temperature, self.opt.top_k, self.generator)
+
+    def words(self, h: Tensor) -> Tensor:
+        """Text ids of states h [m, H]."""
+        logits = self.dec.model.lm_head(h)
+        if self.banned:
+            logits[..., self.banned] = float("-inf")
+        return self.choose(logits)
+
+    def __call__(self, x_t: Tensor) -> Tensor:
+        """x_t [1, n * G] -> x1 [1, n * G] (tokens: the heads choose them)."""
+        dec, block = self.dec, self.block
+        n, g = block["ids"].shape[1:]
+        self.confidence = 1.0
+        ids = x_t.reshape(1, n, g)
+        h = dec.hidden({**block, "ids": ids})
+        h_u = dec.uncond.hidden({**self.ublock, "ids": ids}) \
+            if self.ublock is not None and self.heads else None
+        x1 = ids[0].clone()
+        if self.all_text:
+            x1[:, 0] = self.words(h)
+        elif self.any_text:
+            x1[self.text, 0] = self.words(h[self.text])
+        for sel, head, groups in self.heads:
+            x1[sel, :groups] = head.sample(h[sel], self.choose,
+                                           h_u[sel] if h_u is not None else None, dec.guidance)
+        return x1.reshape(1, n * g)
