@@ -5,8 +5,9 @@
         -- --hidden-size 384 --num-layers 4 [more training flags]
 
 Everything after `--` goes to the training command (`python -m nextomni.train.omni`); the
-harness adds the budget (`--minutes`, a run of fixed wall time whose learning rate follows the
-elapsed share of it), the threads, the bank and the run's folders. The finished model is
+harness adds the budget (`--minutes` of the training process's CPU time, whose learning rate
+follows the elapsed share of it, so that runs side by side or beside other work stay
+comparable), the threads, the bank and the run's folders. The finished model is
 scored on `--n` held-out items per task with the project's eval (`nextomni.eval.omni`), and
 one JSON row is printed and appended to `--results`: the variant, its flags, the budget, the
 steps and examples it trained on, and the per-task metrics. Compare rows of equal budget.
@@ -36,7 +37,9 @@ def parse(argv=None):
     own, train_flags = split_argv(list(sys.argv[1:] if argv is None else argv))
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--variant", required=True, help="the run's name (its folder under --runs)")
-    p.add_argument("--minutes", type=float, default=20.0, help="training wall time")
+    p.add_argument("--minutes", type=float, default=20.0,
+                   help="training budget in CPU minutes of the training process (other work "
+                   "on the machine does not eat into it)")
     p.add_argument("--threads", type=int, default=1, help="CPU threads of the training step")
     p.add_argument("--tasks", default="caption,vqa,vqa:heldout,t2i",
                    help="tasks to score (TASK:heldout: the held-out phrasings)")
@@ -57,7 +60,7 @@ def train_config(a, train_flags: list[str]):
     from nextomni.train.omni import parse_args
 
     folder = a.runs / a.variant
-    flags = ["--minutes", str(a.minutes), "--threads", str(a.threads), "--data-workers", "0",
+    flags = ["--cpu-minutes", str(a.minutes), "--threads", str(a.threads), "--data-workers", "0",
              "--out", str(folder / "model"), "--work", str(folder / "work"),
              "--tokenizers", str(a.tokenizers)] + train_flags
     if a.bank is not None:

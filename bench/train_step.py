@@ -61,7 +61,8 @@ def main(argv=None) -> dict:
     device = torch.device("cuda" if a.device == "auto" and torch.cuda.is_available()
                           else "cpu" if a.device == "auto" else a.device)
     cfg = replace(d, batch=a.batch, batch_tokens=a.batch_tokens, causal=a.causal,
-                  all_blocks=not a.causal, per_example_loss=True, bf16=not a.no_bf16)
+                  all_blocks=not a.causal, per_example_loss=True,
+                  precision="fp32" if a.no_bf16 else "bf16")
     torch.manual_seed(cfg.seed)
     tok = load_tokenizers(a.checkpoint)
     objective, trainable, opt = build_objective(cfg, tok)
@@ -80,7 +81,7 @@ def main(argv=None) -> dict:
 
         lap("start")
         inputs = inputs.to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
             parts = objective(inputs)
         lap("forward")
         opt.zero_grad(set_to_none=True)

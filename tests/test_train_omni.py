@@ -59,9 +59,14 @@ def test_command_line_reaches_the_config():
     assert parse_args([]) == OmniTrainConfig()
     # every setting is a flag, generated from the config's fields
     cfg = parse_args(["--minutes", "20", "--bank", "runs/b", "--text-path", "masked",
-                      "--no-bf16", "--curriculum", "--stages", "sft", "--speech-augment", "0"])
-    assert (cfg.minutes, str(cfg.bank), cfg.text_path, cfg.bf16, cfg.curriculum, cfg.stages,
-            cfg.speech_augment) == (20.0, "runs/b", "masked", False, True, ("sft",), 0.0)
+                      "--precision", "fp32", "--curriculum", "--stages", "sft", "--speech-augment", "0"])
+    assert (cfg.minutes, str(cfg.bank), cfg.text_path, cfg.precision, cfg.curriculum,
+            cfg.stages, cfg.speech_augment) == (20.0, "runs/b", "masked", "fp32", True,
+                                                ("sft",), 0.0)
+    from nextomni.train.config import uses_bf16
+
+    assert not uses_bf16(OmniTrainConfig(), "cpu") and uses_bf16(OmniTrainConfig(), "cuda")
+    assert uses_bf16(replace(OmniTrainConfig(), precision="bf16"), "cpu")
     for bad in (["--text-path", "wavy"], ["--minutes", "0"], ["--stages", "pt,xx"]):
         with pytest.raises(SystemExit):
             parse_args(bad)

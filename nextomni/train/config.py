@@ -41,6 +41,9 @@ class OmniTrainConfig:
     minutes: float | None = opt(None, "a run of fixed wall time instead of fixed steps: the "
                                 "learning rate follows the elapsed share of it, the stages "
                                 "their shares of the steps, and the model is saved at the end")
+    cpu_minutes: float | None = opt(None, "like --minutes, counted in the training process's "
+                                    "CPU time: a budget that other work on the machine does "
+                                    "not eat into (the learning-speed harness uses it)")
     batch: int = opt(32, "at most this many examples per step ...")
     batch_tokens: int = opt(2560, "... and at most this many padded positions")
     lr: float = opt(1e-3, "peak learning rate (linear warm-up, cosine to 10%)")
@@ -52,7 +55,10 @@ class OmniTrainConfig:
     w_image_rec: float = opt(0.1, "weight of the image decoder's reconstruction")
     w_audio_rec: float = opt(0.1, "weight of the audio decoder's reconstruction")
     save_every: int = opt(250, "steps between saved states")
-    bf16: bool = opt(True, "bf16 autocast")
+    precision: str = opt("auto", "bf16 autocast, fp32, or auto: bf16 on a GPU, fp32 on a CPU "
+                         "(on a CPU without bf16 instructions, AVX2 only, a bf16 matrix "
+                         "product took 40x as long as an fp32 one)",
+                         choices=("auto", "bf16", "fp32"))
     data_workers: int = opt(1, "processes preparing batches (0: in the training process)")
     threads: int | None = opt(None, "CPU threads of the training step (default: one per "
                               "core; two runs side by side want 1 each)")
@@ -80,11 +86,22 @@ class OmniTrainConfig:
                                  "optimizer and schedule)")
 
     @property
+    def budget_s(self) -> float | None:
+        """The run's fixed time in seconds (wall or CPU), or None for a run of fixed steps."""
+        m = self.minutes if self.minutes is not None else self.cpu_minutes
+        return None if m is None else 60.0 * m
+
+    @property
     def total_steps(self) -> int:
         return sum(getattr(self, f"{s}_steps") for s in self.stages)
 
 
 STAGE_NAMES = ("pt", "cpt", "sft")
+
+
+def uses_bf16(cfg: OmniTrainConfig, device_type: str) -> bool:
+    """Whether the run's steps autocast to bf16 on `device_type` ("cpu", "cuda", ...)."""
+    return cfg.precision == "bf16" or (cfg.precision == "auto" and device_type != "cpu")
 
 
 def _flag(name: str) -> str:
@@ -144,6 +161,10 @@ def check(cfg: OmniTrainConfig) -> list[str]:
         problems.append("--threads must be at least 1")
     if cfg.minutes is not None and cfg.minutes <= 0:
         problems.append("--minutes must be > 0")
+    if cfg.cpu_minutes is not None and cfg.cpu_minutes <= 0:
+        problems.append("--cpu-minutes must be > 0")
+    if cfg.minutes is not None and cfg.cpu_minutes is not None:
+        problems.append("give --minutes or --cpu-minutes, not both")
     if not 0 <= cfg.speech_augment <= 1:
         problems.append("--speech-augment is a share between 0 and 1")
     return problems

@@ -4,7 +4,7 @@
         [--pt-steps N --cpt-steps N --sft-steps N] [--batch 16] [--work runs/omni]
 
 Built on accelerate: the same command runs on CPU, one GPU, or, under `accelerate launch`,
-several GPUs / nodes (each process draws its own batches). bf16 autocast, resumable (state
+several GPUs / nodes (each process draws its own batches). bf16 autocast on a GPU, resumable (state
 under --work every --save-every steps; rerun the command to continue), tqdm, JSON-lines loss
 logs, one seed. Needs the tokenizers in --out (python -m nextomni.train.tokenizers).
 
@@ -39,7 +39,7 @@ from nextomni.model import OmniModel
 from nextomni.model.formatting import ChatFormatter, Tokenizers
 from nextomni.model.loading import load_tokenizers
 from nextomni.model.modeling import save_pretrained
-from nextomni.train.config import OmniTrainConfig, parse_args as _parse_args
+from nextomni.train.config import OmniTrainConfig, parse_args as _parse_args, uses_bf16
 from nextomni.train.inputs import InputStream, stage_of
 from nextomni.train.objective import build_objective
 
@@ -103,7 +103,8 @@ def train(cfg: OmniTrainConfig) -> OmniModel:
     # setup
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
-    acc = Accelerator(mixed_precision="bf16" if cfg.bf16 else "no")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    acc = Accelerator(mixed_precision="bf16" if uses_bf16(cfg, device) else "no")
     set_seed(cfg.seed)
     tok = load_tokenizers(tokenizer_folder(cfg))
     # model and optimizer
@@ -114,7 +115,7 @@ def train(cfg: OmniTrainConfig) -> OmniModel:
     # the data side gets its own CPU copy of the tokenizers: the model's copies live on the
     # accelerator (and their decoders train), and forked workers must not touch CUDA
     fmt = ChatFormatter(model.config, load_tokenizers(tokenizer_folder(cfg)))
-    total = UNBOUNDED if cfg.minutes is not None else cfg.total_steps
+    total = UNBOUNDED if cfg.budget_s is not None else cfg.total_steps
     state_dir = cfg.work / "state"
     start, spent = _resume(acc, state_dir)
     stream = torch.utils.data.DataLoader(
@@ -133,15 +134,17 @@ def _loop(cfg, acc, wrapped, opt, trainable, stream, start: int, total: int,
     """The training steps from `start`; True once the run is complete (state saved at every
     `save_every`, at the end, and when --max-minutes stops it)."""
     logfile = cfg.work / "log.jsonl"
-    bar = tqdm(stream, initial=start, total=None if cfg.minutes else total, desc="omni",
+    bar = tqdm(stream, initial=start, total=None if cfg.budget_s else total, desc="omni",
                disable=not acc.is_main_process, dynamic_ncols=True)
     wrapped.train()
     clock, began = StepClock(), time.monotonic()
+    spend = time.process_time if cfg.cpu_minutes is not None else time.monotonic
+    spend_began = spend()
     finished = start >= total
     for step, inputs in bar:
         clock.ready()
-        elapsed = spent + time.monotonic() - began
-        progress = elapsed / (60 * cfg.minutes) if cfg.minutes else None
+        elapsed = spent + spend() - spend_began
+        progress = elapsed / cfg.budget_s if cfg.budget_s else None
         for g in opt.param_groups:
             g["lr"] = lr_at(step, total, cfg.lr, cfg.warmup, progress)
         inputs = inputs.to(acc.device)
@@ -160,8 +163,8 @@ def _loop(cfg, acc, wrapped, opt, trainable, stream, start: int, total: int,
             _log(logfile, {"step": step, "stage": stage, **values, "len": inputs.dfm.ids.shape[1],
                            "examples": inputs.dfm.ids.shape[0], "lr": opt.param_groups[0]["lr"],
                            **clock.window(), "time": time.time()})
-        elapsed = spent + time.monotonic() - began
-        finished = step + 1 == total or (cfg.minutes is not None and elapsed >= 60 * cfg.minutes)
+        elapsed = spent + spend() - spend_began
+        finished = step + 1 == total or (cfg.budget_s is not None and elapsed >= cfg.budget_s)
         out_of_time = _all_agree(acc, cfg.max_minutes is not None
                                  and time.monotonic() - began >= 60 * cfg.max_minutes)
         finished = _all_agree(acc, finished)
