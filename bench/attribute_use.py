@@ -50,22 +50,23 @@ def changed_scene(scene, what: str):
     return Scene((first, *rest), scene.background)
 
 
-def with_changed_prompt(example, what: str):
-    """The text -> image example with its reply kept and its prompt describing the changed
-    scene in the same words otherwise (None where the change does not apply)."""
+def plain_prompt(example, scene=None):
+    """The text -> image example with its reply kept and the plainest prompt, "draw <the
+    scene>.", for `scene` (default: the one drawn): the examples' own wordings vary (synonyms,
+    capitals), and a one-word change is only one word against a fixed wording."""
     from nextomni.chat import Turn, text
     from nextomni.data.tasks import Example
     from nextomni.data.text import scene_phrase
 
-    scene = example.answer
-    other = changed_scene(scene, what)
-    if other is None:
-        return None
-    prompt = example.turns[0].parts[0].value
-    old, new = scene_phrase(scene), scene_phrase(other)
-    assert old in prompt, (old, prompt)
-    return Example(example.task, [Turn("user", [text(prompt.replace(old, new))]),
-                                  example.turns[-1]], example.answer)
+    prompt = f"draw {scene_phrase(scene or example.answer)}."
+    return Example(example.task, [Turn("user", [text(prompt)]), example.turns[-1]],
+                   example.answer)
+
+
+def with_changed_prompt(example, what: str):
+    """`plain_prompt` describing the changed scene (None where the change does not apply)."""
+    other = changed_scene(example.answer, what)
+    return None if other is None else plain_prompt(example, other)
 
 
 def main(argv=None) -> dict:
@@ -83,7 +84,7 @@ def main(argv=None) -> dict:
         p.error("--n must be at least 1")
     model, fmt = load_dfm(p, a.checkpoint)
     # scenes with a shape and a free cell, so that every change applies to every example
-    examples = [e for e in (make_example("t2i", s) for s in heldout(4 * a.n))
+    examples = [plain_prompt(e) for e in (make_example("t2i", s) for s in heldout(4 * a.n))
                 if e.answer.shapes and e.answer.free_cells()][: a.n]
 
     result = {}

@@ -158,7 +158,7 @@ def test_attribute_use_changes_one_word_of_the_prompt_and_keeps_the_reply(tmp_pa
     assert all(c.shapes[1:] == scene.shapes[1:] for w, c in changed.items() if w != "place")
     assert attribute_use.changed_scene(Scene((), "gray"), "color") is None
 
-    ex = make_example("t2i", 5)
+    ex = attribute_use.plain_prompt(make_example("t2i", 5))
     other = attribute_use.with_changed_prompt(ex, "color")
     assert other.turns[-1] == ex.turns[-1]
     before, after = ex.turns[0].parts[0].value.split(), other.turns[0].parts[0].value.split()
