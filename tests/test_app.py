@@ -38,3 +38,24 @@ def test_an_untrained_folder_gets_an_explanation(tmp_path):
         assert b"not trained yet" in s.page("config")
     finally:
         s.stop()
+
+
+def test_request_limits_come_from_flags_and_environment():
+    import pytest
+
+    cfg = parse_args([], env={"NEXTOMNI_REQUEST_SECONDS": "7.5",
+                              "NEXTOMNI_QUEUED_PER_CLIENT": "3"})
+    assert (cfg.request_seconds, cfg.queued_per_client) == (7.5, 3)
+    assert parse_args([], env={}).request_seconds < 60  # well under a minute by default
+    with pytest.raises(SystemExit):
+        parse_args(["--request-seconds", "0"], env={})
+
+
+def test_served_files_are_shown_inline_only_as_media():
+    from ui.headers import served_as
+
+    assert served_as("/x/ab/ab12.png") == ("image/png", 'inline; filename="ab12.png"')
+    assert served_as("/x/clip.JPEG")[0] == "image/jpeg"
+    for name in ("/x/page.html", "/x/d.svg", "/x/s.js", "/x/a.bin", "/x/session.zip", "/x/n"):
+        mime, disposition = served_as(name)
+        assert mime == "application/octet-stream" and disposition.startswith("attachment")

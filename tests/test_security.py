@@ -142,7 +142,8 @@ def test_a_page_left_in_the_media_folder_by_an_older_version_is_defused(tiny, tm
     store.close()
     # what an older version wrote for a part imported as text/html
     media = db.with_name(db.name + ".media") / sha[:2]
-    (media / f"{sha}.png").unlink()
+    for f in media.glob(sha + "*"):
+        f.unlink()
     (media / f"{sha}.html").write_bytes(HTML)
     with sqlite3.connect(db) as c:
         c.execute("UPDATE blobs SET mime = 'text/html'")
