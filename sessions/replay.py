@@ -27,7 +27,6 @@ import numpy as np
 from sessions.codec import decode_audio, decode_image, encode_segment
 from sessions.store import SessionStore, StoredTurn
 
-
 EXIT_SAME, EXIT_DIFFERS, EXIT_CANNOT_RUN = 0, 1, 2
 
 

@@ -25,7 +25,7 @@ from PIL import Image
 
 from sessions.store import SessionStore
 from tests.engine_fixtures import tiny_checkpoint
-from tests.page_client import EventFailed, Page
+from tests.page_client import Page
 from tests.server import ROOT, Server
 
 QUICK = json.dumps({"steps": 2, "max_tokens": 16})
@@ -110,8 +110,8 @@ def test_an_imported_page_or_picture_is_never_served_as_a_page(server, tmp_path)
     page.open()
     before = media_files(server.db)
     for name, data, mime in (("page.zip", HTML, "text/html"),
-                             ("drawing.zip", b'<svg xmlns="http://www.w3.org/2000/svg">'
-                                             b'<script>alert(1)</script></svg>',
+                             ("drawing.zip", (b'<svg xmlns="http://www.w3.org/2000/svg">'
+                                              b'<script>alert(1)</script></svg>'),
                               "image/svg+xml")):
         note = import_note(page, archive(tmp_path / name, [turn(image_part(data, mime))],
                                          [data]))
@@ -311,7 +311,7 @@ def test_the_replay_command_on_damaged_input_says_why_and_changes_nothing(tmp_pa
     corrupt.write_bytes(bytes(data))
     truncated = small_db(tmp_path / "truncated.db")
     truncated.write_bytes(truncated.read_bytes()[: truncated.stat().st_size // 2])
-    lost = small_db(tmp_path / "lost.db")
+    small_db(tmp_path / "lost.db")
     for f in (tmp_path / "lost.db.media").rglob("*.png"):
         f.unlink()
     cases = {"empty.db": "empty", "folder.db": "folder", "notes.db": "not",
@@ -374,7 +374,7 @@ def test_a_request_has_a_time_limit_and_a_client_a_queue_limit(tiny, tmp_path):
         client = Client(s.url, verbose=False)
         started = time.monotonic()
         job = client.submit("a very long reply", None, "", "greedy", SLOW, api_name="/chat")
-        reply, _, sid = job.result(timeout=60)
+        reply, _, _ = job.result(timeout=60)
         assert reply.startswith("Error: the reply took longer than the limit of 3 s"), reply
         assert time.monotonic() - started < 30
         with sqlite3.connect(tmp_path / "s.db") as c:

@@ -2,10 +2,10 @@
 
 Gradio shows a file from an allowed folder inline with the type its name suggests, and sends
 no `X-Content-Type-Options`. The session store names media by their bytes
-(`sessions.store.blob_name`), so a name is trusted as far as this: a file whose extension is an
-allow-listed image, audio or video type (`nextomni.media.MEDIA_EXTS`, a few aliases) is served inline as that
-type; anything else (an archive, or any file a bug or an older version let through) as an
-attachment of type application/octet-stream. Every response says `nosniff`, so no browser
+(`sessions.store.blob_name`), so a name is trusted as far as this: a file whose extension is
+an allow-listed image, audio or video type (`nextomni.media.MEDIA_EXTS`, and a few aliases) is
+served inline as that type; anything else (an archive, or any file a bug or an older version
+let through) as an attachment of type application/octet-stream. Every response says `nosniff`, so no browser
 second-guesses the type and runs a file as a page.
 """
 
