@@ -105,7 +105,6 @@ def chat(client, text, file=None, session="", token="t", settings=QUICK):
 # ---------------------------------------------------------------- 1. stored script
 
 
-@pytest.mark.slow
 def test_an_imported_page_or_picture_is_never_served_as_a_page(server, tmp_path):
     page = Page(server.url)
     page.open()
@@ -132,7 +131,6 @@ def test_an_imported_page_or_picture_is_never_served_as_a_page(server, tmp_path)
     page.close()
 
 
-@pytest.mark.slow
 def test_a_page_left_in_the_media_folder_by_an_older_version_is_defused(tiny, tmp_path):
     db = tmp_path / "old.db"
     store = SessionStore(db)
@@ -164,7 +162,6 @@ def test_a_page_left_in_the_media_folder_by_an_older_version_is_defused(tiny, tm
 # ---------------------------------------------------------------- 2. one naming rule
 
 
-@pytest.mark.slow
 def test_replay_reruns_a_session_with_an_uploaded_wav(server, tmp_path):
     sf.write(tmp_path / "said.wav", np.sin(np.arange(8000) / 5).astype(np.float32) * 0.3, 16000)
     client = Client(server.url, verbose=False)
@@ -202,7 +199,6 @@ def peak_mb(pid: int) -> float:
     return int(status.split("VmHWM:")[1].split()[0]) / 1024
 
 
-@pytest.mark.slow
 def test_a_4k_clip_of_4_seconds_adds_little_memory(server, tmp_path):
     from tests.media_files import write_container
 
@@ -220,7 +216,6 @@ def test_a_4k_clip_of_4_seconds_adds_little_memory(server, tmp_path):
 # ---------------------------------------------------------------- 4. hostile archives
 
 
-@pytest.mark.slow
 def test_hostile_archives_get_a_message_and_the_server_keeps_serving(server, tmp_path):
     page = Page(server.url)
     page.open()
@@ -251,7 +246,6 @@ def test_hostile_archives_get_a_message_and_the_server_keeps_serving(server, tmp
 # ---------------------------------------------------------------- 5. an import and the others
 
 
-@pytest.mark.slow
 def test_an_import_does_not_stall_another_users_turn(server, tmp_path):
     many = [turn({"kind": "text", "text": f"line {i}"}, role="user" if i % 2 else "assistant")
             for i in range(20_000)]
@@ -301,7 +295,6 @@ def small_db(path):
     return path
 
 
-@pytest.mark.slow
 def test_the_replay_command_on_damaged_input_says_why_and_changes_nothing(tmp_path):
     (tmp_path / "empty.db").write_bytes(b"")
     (tmp_path / "folder.db").mkdir()
@@ -330,7 +323,6 @@ def test_the_replay_command_on_damaged_input_says_why_and_changes_nothing(tmp_pa
         assert after == before, f"{name} was changed"
 
 
-@pytest.mark.slow
 def test_the_app_on_a_damaged_database_says_a_sentence(tiny, tmp_path):
     db = small_db(tmp_path / "s.db")
     db.write_bytes(db.read_bytes()[:4096] + b"\x00garbage" * 2000)
@@ -346,7 +338,6 @@ def test_the_app_on_a_damaged_database_says_a_sentence(tiny, tmp_path):
 # ---------------------------------------------------------------- 7. a failed import
 
 
-@pytest.mark.slow
 def test_a_failed_import_says_so_on_the_page_and_leaves_no_media(server, tmp_path):
     page = Page(server.url)
     page.open()
@@ -367,7 +358,6 @@ def test_a_failed_import_says_so_on_the_page_and_leaves_no_media(server, tmp_pat
 # ---------------------------------------------------------------- 8. request limits
 
 
-@pytest.mark.slow
 def test_a_request_has_a_time_limit_and_a_client_a_queue_limit(tiny, tmp_path):
     s = Server(tiny, tmp_path / "s.db", tmp_path / "app.log",
                {"NEXTOMNI_REQUEST_SECONDS": "3", "NEXTOMNI_QUEUED_PER_CLIENT": "2"})
@@ -402,7 +392,6 @@ def test_a_request_has_a_time_limit_and_a_client_a_queue_limit(tiny, tmp_path):
 # ---------------------------------------------------------------- 9. the browser key
 
 
-@pytest.mark.slow
 def test_the_browser_key_is_sent_to_visitors_and_said_to_be_no_secret(tiny, tmp_path):
     key = "not-a-secret-4f2a"
     s = Server(tiny, tmp_path / "s.db", tmp_path / "app.log", {"NEXTOMNI_SECRET": key})
