@@ -47,3 +47,15 @@ def test_speech_guidance_alone_still_decodes_against_the_null_prompt(tmp_path):
     assert Evaluator(model, fmt, DecodeOptions(speech_guidance=2.0)).uncond is not None
     assert Evaluator(model, fmt, DecodeOptions(guidance=2.0, speech_guidance=0.0)).uncond \
         is not None
+
+
+def test_task_specs_name_heldout_phrasings_and_noisy_speech():
+    from nextomni.eval.omni import numbers_name, split_task
+
+    assert split_task("vqa") == ("vqa", "train", None)
+    assert split_task("caption:heldout") == ("caption", "heldout", None)
+    assert split_task("asr@20") == ("asr", "train", 20.0)
+    assert [numbers_name(s) for s in ("vqa:heldout", "asr@20", "asr:heldout@10")] == \
+        ["vqa_heldout", "asr_20db", "asr_heldout_10db"]
+    with pytest.raises(SystemExit):
+        main(["--tasks", "vqa:someday"])

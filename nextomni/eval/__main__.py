@@ -28,7 +28,8 @@ def main(argv=None) -> None:
                    "app's default: --guidance 3 --speech-guidance 0)")
     p.add_argument("--tasks", default=",".join(LAYOUT),
                    help="comma-separated subset; TASK:heldout words the task's prompts from "
-                   "the phrasing family training never sees (e.g. vqa:heldout)")
+                   "the phrasing family training never sees (e.g. vqa:heldout), TASK@DB hears "
+                   "its user speech through noise DB below it (e.g. asr@20)")
     p.add_argument("--workers", type=int, default=1,
                    help="processes sharing the tasks, one thread each (the same numbers)")
     p.add_argument("--json", type=Path, default=None, help="also write the numbers here")
@@ -40,8 +41,14 @@ def main(argv=None) -> None:
     if a.guidance < 0 or (a.speech_guidance is not None and a.speech_guidance < 0):
         p.error("--guidance and --speech-guidance must be >= 0")
     tasks = [t for t in a.tasks.split(",") if t]
-    unknown = [t for t in tasks if split_task(t)[0] not in LAYOUT
-               or split_task(t)[1] not in FAMILIES]
+    unknown = []
+    for t in tasks:
+        try:
+            name, family, _ = split_task(t)
+        except ValueError:
+            name = family = None
+        if name not in LAYOUT or family not in FAMILIES:
+            unknown.append(t)
     if unknown:
         p.error(f"unknown task(s) {unknown}; choose from {', '.join(LAYOUT)}")
     logging.basicConfig(level=logging.INFO)

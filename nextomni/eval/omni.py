@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from nextomni.data.splits import heldout
 from nextomni.chat import Part, Turn, text as text_part
+from nextomni.data.augment import add_noise
 from nextomni.data.media import as_media, part_media
 from nextomni.data.tasks import REPLY_MODALITY, make_example
 from nextomni.data.text import canonical_caption
@@ -42,9 +43,17 @@ class Evaluator:
         self.uncond = fmt.prompt([Turn("user", [text_part(SPECIAL_TOKENS[NULL])])]) \
             if options.guided and not model.config.causal else None
 
-    def respond(self, turns: list[Turn], i: int):
+    def respond(self, turns: list[Turn], i: int, snr_db: float | None = None):
+        """The reply to `turns`; with `snr_db`, the user's speech heard through noise that
+        far below it (seeded by the item)."""
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + i)
-        return generate(self.model, self.fmt.prompt(as_media(turns)), self.options, g,
+        media = as_media(turns)
+        if snr_db is not None:
+            rng = np.random.default_rng([self.seed, i, 29])
+            media = [Turn(t.role, [Part("audio", add_noise(p.value, snr_db, rng))
+                                   if t.role == "user" and p.kind == "audio" else p
+                                   for p in t.parts]) for t in media]
+        return generate(self.model, self.fmt.prompt(media), self.options, g,
                         uncond_prompt=self.uncond)
 
     def text(self, ids) -> str:
@@ -62,14 +71,14 @@ class Evaluator:
         own = self.text(self.respond(turns, i).text_ids)
         return own, probe
 
-    def task(self, name: str, n: int, family: str = "train") -> dict:
+    def task(self, name: str, n: int, family: str = "train", snr_db: float | None = None) -> dict:
         refs, outs, probes, hits, attrs = [], [], [], [], []
         by_attr: dict[str, np.ndarray] = {}  # image replies: (correct, total) per attribute
         kind_ok = []  # the reply was of the asked kind (text, image or speech)
         items = tqdm(heldout(n), desc=name, leave=False, disable=not self.progress)
         for i, seed in enumerate(items):
             ex = make_example(name, seed, family)
-            out = self.respond(ex.turns[:-1], i)
+            out = self.respond(ex.turns[:-1], i, snr_db)
             self.latencies.append(out.stats.latency_s)
             wrong_layout = out.layout != LAYOUT[name]
             kind_ok.append(not wrong_layout)
@@ -117,19 +126,28 @@ class Evaluator:
         return float((texts @ images.T).argmax(1).eq(torch.arange(n)).float().mean())
 
 
-def split_task(spec: str) -> tuple[str, str]:
-    """"vqa" -> ("vqa", "train"); "vqa:heldout" -> ("vqa", "heldout"): a task worded from
-    the phrasing family training never saw (`data/phrasing.py`)."""
+def split_task(spec: str) -> tuple[str, str, float | None]:
+    """"vqa" -> ("vqa", "train", None); "vqa:heldout" -> the task worded from the phrasing
+    family training never saw (`data/phrasing.py`); "asr@20" -> its user speech heard
+    through noise 20 dB below it."""
+    spec, _, snr = spec.partition("@")
     name, _, family = spec.partition(":")
-    return name, family or "train"
+    return name, family or "train", float(snr) if snr else None
+
+
+def numbers_name(spec: str) -> str:
+    """The JSON prefix of a task spec: vqa, vqa_heldout, asr_20db, asr_heldout_20db."""
+    task, family, snr = split_task(spec)
+    return "_".join([task] + ([family] if family != "train" else [])
+                    + ([f"{snr:g}db"] if snr is not None else []))
 
 
 def task_numbers(ev: Evaluator, spec: str, n: int) -> dict:
     """The JSON entries of one task: `<task>_acc` or `<task>_wer` and its companions; a
     held-out wording (`vqa:heldout`) reports as `vqa_heldout_acc` and so on."""
-    task, family = split_task(spec)
-    r = ev.task(task, n, family)
-    name = task if family == "train" else f"{task}_{family}"
+    task, family, snr = split_task(spec)
+    r = ev.task(task, n, family, snr)
+    name = numbers_name(spec)
     result: dict[str, float | dict[str, float]] = {f"{name}_kind": r["kind"]}
     if "acc" in r:
         result[f"{name}_acc"] = r["acc"]
