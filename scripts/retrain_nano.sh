@@ -92,22 +92,4 @@ step gen5 "$R/gen4" "$R/gen4-ar" 3 "${sft[@]}" --sft-steps 2500 --seed 9 --mix "
 LAST=gen5
 
 if [ -n "${DRY_RUN:-}" ]; then show ship "$R/$LAST" "$R/$LAST-ar"; exit 0; fi
-# ship: copies next to checkpoints/ first, then swapped in, so that a failure on the way
-# leaves the shipped checkpoints as they were; the baseline links its tokenizers to ../nano
-for d in "$R/$LAST" "$R/$LAST-ar"; do
-  done_in "$d" || { echo "not trained: $d" >&2; exit 1; }
-done
-rm -rf checkpoints/.nano.new checkpoints/.nano-ar.new checkpoints/.nano.old checkpoints/.nano-ar.old
-cp -r "$R/$LAST" checkpoints/.nano.new
-mkdir checkpoints/.nano-ar.new
-cp -r "$R/$LAST-ar/config.json" "$R/$LAST-ar/model.safetensors" "$R/$LAST-ar/backbone" \
-    checkpoints/.nano-ar.new/
-for t in tokenizer.json image_tokenizer audio_tokenizer; do
-  ln -s "../nano/$t" "checkpoints/.nano-ar.new/$t"
-done
-[ ! -e checkpoints/nano ] || mv checkpoints/nano checkpoints/.nano.old
-[ ! -e checkpoints/nano-ar ] || mv checkpoints/nano-ar checkpoints/.nano-ar.old
-mv checkpoints/.nano.new checkpoints/nano
-mv checkpoints/.nano-ar.new checkpoints/nano-ar
-rm -rf checkpoints/.nano.old checkpoints/.nano-ar.old
-du -shL checkpoints/nano checkpoints/nano-ar
+bash "$(dirname "$0")/ship_nano.sh" "$R/$LAST" "$R/$LAST-ar"

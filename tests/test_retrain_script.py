@@ -85,6 +85,8 @@ def run_copy(tmp_path: Path, runs: Path) -> tuple[subprocess.CompletedProcess, P
     (tree / "checkpoints").mkdir(exist_ok=True)
     script = tree / "scripts" / "retrain_nano.sh"
     script.write_text((ROOT / "scripts" / "retrain_nano.sh").read_text())
+    ship = tree / "scripts" / "ship_nano.sh"
+    ship.write_text((ROOT / "scripts" / "ship_nano.sh").read_text())
     out = subprocess.run(["bash", str(script), str(runs)], cwd=tree,
                          env=dict(os.environ, PYTHON="false"), capture_output=True, text=True)
     return out, tree / "checkpoints"
@@ -114,3 +116,24 @@ def test_a_failed_step_stops_the_script_and_keeps_the_shipped_checkpoints(tmp_pa
     assert out.returncode != 0 and "failed: gen5" in out.stderr
     assert (ckpt / "nano" / "model.safetensors").read_bytes() == b"shipped"
     assert sorted(p.name for p in ckpt.iterdir()) == ["nano"]
+
+
+def test_the_recipe_command_trains_both_twins_on_one_bank(tmp_path):
+    from nextomni.train.config import uses_bf16
+
+    for gpu in ("0", "1"):
+        env = dict(os.environ, DRY_RUN="1", PYTHON=sys.executable, GPU=gpu, WORKERS="4")
+        out = subprocess.run(["bash", "scripts/train_nano_recipe.sh", str(tmp_path / "r")],
+                             cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+        lines = [shlex.split(line) for line in out.stdout.splitlines() if line.strip()]
+        assert lines[0][:3] == [sys.executable, "-m", "nextomni.data.bank"]
+        assert lines[0][lines[0].index("--out") + 1] == str(tmp_path / "r" / "bank")
+        dfm, ar = (train_omni.parse_args(line[3:]) for line in lines[1:])
+        assert not dfm.causal and ar.causal and dfm.bank == ar.bank == tmp_path / "r" / "bank"
+        same = ("stages", "pt_steps", "cpt_steps", "sft_steps", "seed", "batch_tokens",
+                "hidden_size", "num_layers", "minutes", "tokenizers")
+        assert all(getattr(dfm, k) == getattr(ar, k) for k in same)
+        assert dfm.init_from is None and dfm.out != ar.out
+        assert uses_bf16(dfm, "cuda") and uses_bf16(dfm, "cpu") == (gpu == "1")
+        assert (dfm.minutes is not None) == (gpu == "1") and (dfm.threads == 1) == (gpu == "0")
+    assert not (tmp_path / "r").exists()
