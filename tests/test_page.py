@@ -18,7 +18,7 @@ from ui.app import build_app
 from ui.controls import REPLY_KINDS, SettingsForm, settings_controls
 from ui.display import Display, enlarge
 from ui.handlers import Handlers, settings_from
-from ui.page import PageEvents
+from ui.page import PageEvents, locked_box, with_stop_button
 from ui.turns import ChatRunner
 from ui.world import TryWorld
 
@@ -114,6 +114,20 @@ def test_try_the_world_fills_the_box_and_moves_the_seed_on():
     assert note.startswith("⚠") and "seed" in note
 
 
+# ------------------------------------------------------------------ stop in the box
+
+def test_the_stop_button_shows_once_the_reply_runs():
+    def chat(message):
+        yield [], None, "thinking..."
+        yield [{"role": "assistant", "content": message}], "s1", "done"
+
+    first, second = with_stop_button(chat)("hi")
+    assert first[:3] == ([], None, "thinking...") and first[3].stop_btn is True
+    assert first[3].interactive is False and first[3].submit_btn is False
+    assert second[1] == "s1" and second[3] == gr.skip()  # the box left as it is
+    assert locked_box().stop_btn is False  # before the reply starts, nothing to stop yet
+
+
 # ------------------------------------------------------------------ sidebar
 
 def events(h) -> PageEvents:
@@ -186,6 +200,7 @@ def test_the_page_layout(h):
     ids = {c["id"]: c["props"].get("elem_id") for c in config["components"]}
     chat = next(d for d in config["dependencies"] if d.get("api_name") == "page_chat")
     assert len(chat["inputs"]) == 5  # message, history, owner, session, the settings dict
+    assert ids[chat["outputs"][-1]] == "box"  # the reply itself shows the Stop button
     stops = [d for d in config["dependencies"]
              if [(ids.get(t[0]), t[1]) for t in d["targets"]] == [("box", "stop")]]
     assert any(chat["id"] in d["cancels"] for d in stops)  # Stop in the box ends the reply

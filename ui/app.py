@@ -18,7 +18,7 @@ import gradio as gr
 
 from ui.controls import SettingsForm, reply_control, settings_controls
 from ui.handlers import Handlers
-from ui.page import PageEvents
+from ui.page import PageEvents, with_stop_button
 from ui.world import BUTTONS, TryWorld
 
 TITLE = "NExT-OMNI chat"
@@ -97,7 +97,7 @@ def _chat_tab(c, samples) -> None:
                                      precision=0, minimum=0, elem_id="world-seed",
                                      min_width=120, scale=0)
         c.world_note = gr.Markdown(elem_id="world-note")
-    with gr.Accordion("Settings", open=False):
+    with gr.Accordion("Settings", open=False, elem_id="settings"):
         c.form = SettingsForm({"reply": reply, **settings_controls()})
     gr.Examples(examples(), inputs=c.box, label="examples (nano model)")
 
@@ -144,15 +144,20 @@ def _sidebar(c) -> None:
 def _wire(demo, c, ev: PageEvents, h: Handlers, gpu) -> None:
     listed = [c.sessions, c.export]  # the session list and the export button move together
     demo.load(ev.start, [c.token], [c.token, c.owner, c.sessions], **PRIVATE)
+    quiet = {"show_progress": "hidden", **PRIVATE}  # no spinner over the box or the sidebar
     begin = c.box.submit(ev.begin, [c.box, *c.form.controls], [c.box, c.message, c.settings],
-                         **PRIVATE)
-    reply = begin.then(gpu(h.chat), [c.message, c.chatbot, c.owner, c.session, c.settings],
-                       [c.chatbot, c.session, c.stats], concurrency_id=GPU, concurrency_limit=1,
-                       api_name="page_chat", **PRIVATE)
-    reply.then(ev.end, None, c.box, **PRIVATE).then(ev.refresh, [c.owner, c.session], listed,
-                                                     **PRIVATE)
-    c.box.stop(ev.stopped, [c.session, c.owner], [c.box, c.stats, c.chatbot, *listed],
-               cancels=[reply], **PRIVATE)
+                         **quiet)
+    reply = begin.then(with_stop_button(gpu(h.chat)),
+                       [c.message, c.chatbot, c.owner, c.session, c.settings],
+                       [c.chatbot, c.session, c.stats, c.box], concurrency_id=GPU,
+                       concurrency_limit=1, api_name="page_chat", show_progress="minimal",
+                       show_progress_on=c.chatbot, **PRIVATE)
+    reply.then(ev.end, None, c.box, **quiet).then(ev.refresh, [c.owner, c.session], listed,
+                                                   **quiet)
+    # the cancel runs in the browser at once (a server event reading the session would wait
+    # for the reply, which writes the session, to end); then the turn is marked stopped
+    stop = c.box.stop(None, None, None, cancels=[reply], **quiet)
+    stop.then(ev.stopped, [c.session, c.owner], [c.box, c.stats, c.chatbot, *listed], **quiet)
     c.sessions.input(ev.resume, [c.sessions, c.owner], [c.chatbot, c.session, c.stats, c.export],
                      **PRIVATE)
     c.new_btn.click(ev.new_chat, None, [c.chatbot, c.session, c.stats, *listed], **PRIVATE)

@@ -21,21 +21,28 @@ def reply_control() -> gr.Radio:
 
 
 def settings_controls() -> dict[str, gr.components.Component]:
-    """The Settings accordion's controls by setting name, at Settings' defaults."""
+    """The Settings accordion's controls by setting name, at Settings' defaults; each has the
+    element id `set-<name>` (dashes for underscores)."""
     d = Settings()
     return {
-        "seed": gr.Number(d.seed, label="seed", precision=0, minimum=0),
-        "steps": gr.Slider(1, 64, d.steps, step=1, label="steps per block"),
-        "block_size": gr.Number(0, label="block size (0: as trained)", precision=0, minimum=0),
-        "guidance": gr.Slider(0, 5, d.guidance, step=0.25, label="guidance (images)"),
+        "seed": gr.Number(d.seed, label="seed", precision=0, minimum=0, elem_id="set-seed"),
+        "steps": gr.Slider(1, 64, d.steps, step=1, label="steps per block", elem_id="set-steps"),
+        "block_size": gr.Number(0, label="block size (0: as trained)", precision=0, minimum=0,
+                                elem_id="set-block-size"),
+        "guidance": gr.Slider(0, 5, d.guidance, step=0.25, label="guidance (images)",
+                              elem_id="set-guidance"),
         "speech_guidance": gr.Slider(0, 5, d.speech_guidance, step=0.25,
-                                     label="guidance (speech)"),
-        "max_tokens": gr.Slider(8, 512, d.max_tokens, step=8, label="max reply tokens"),
-        "temperature": gr.Slider(0, 2, d.temperature, step=0.05, label="temperature (0: greedy)"),
-        "confidence": gr.Slider(0, 1, d.confidence, step=0.01, label="stop a block at confidence"),
-        "cache": gr.Checkbox(d.cache, label="key/value cache"),
-        "dynamic": gr.Checkbox(d.dynamic, label="dynamic length"),
-        "mode": gr.Radio(list(DECODINGS), value=DECODINGS[0], label="decoding"),
+                                     label="guidance (speech)", elem_id="set-speech-guidance"),
+        "max_tokens": gr.Slider(8, 512, d.max_tokens, step=8, label="max reply tokens",
+                                elem_id="set-max-tokens"),
+        "temperature": gr.Slider(0, 2, d.temperature, step=0.05, label="temperature (0: greedy)",
+                                 elem_id="set-temperature"),
+        "confidence": gr.Slider(0, 1, d.confidence, step=0.01, label="stop a block at confidence",
+                                elem_id="set-confidence"),
+        "cache": gr.Checkbox(d.cache, label="key/value cache", elem_id="set-cache"),
+        "dynamic": gr.Checkbox(d.dynamic, label="dynamic length", elem_id="set-dynamic"),
+        "mode": gr.Radio(list(DECODINGS), value=DECODINGS[0], label="decoding",
+                         elem_id="set-mode"),
     }
 
 

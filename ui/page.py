@@ -19,9 +19,22 @@ def export_button(path: str | None) -> gr.DownloadButton:
     return gr.DownloadButton(value=path, interactive=path is not None)
 
 
-def locked_box() -> gr.MultimodalTextbox:
-    """The message box while a reply runs: emptied, with its Stop button showing."""
-    return gr.MultimodalTextbox(value=None, interactive=False, submit_btn=False, stop_btn=True)
+def locked_box(stop: bool = False) -> gr.MultimodalTextbox:
+    """The message box while a turn runs: emptied, with its Stop button once `stop`."""
+    return gr.MultimodalTextbox(value=None, interactive=False, submit_btn=False, stop_btn=stop)
+
+
+def with_stop_button(chat):
+    """`chat`'s stream of (history, session, statistics), with the box's Stop button shown by
+    its first update. The button appears only once the reply runs: a click before that would
+    cancel nothing in the browser, and the reply would run on unseen."""
+    def reply(*args):
+        first = True
+        for out in chat(*args):
+            yield (*out, locked_box(stop=True) if first else gr.skip())
+            first = False
+
+    return reply
 
 
 def open_box() -> gr.MultimodalTextbox:
