@@ -168,7 +168,10 @@ def build(cfg: AppConfig):
                     store.recovered)
     runner = ChatRunner(engine, store, cfg.model, max_seconds=cfg.request_seconds)
     handlers = Handlers(runner, store, gallery())
-    demo = build_app(status, handlers, gpu_wrapper(), browser_secret(store.path))
+    from nextomni.data.samples import WorldSamples  # the "Try the world" inputs
+
+    demo = build_app(status, handlers, gpu_wrapper(), browser_secret(store.path),
+                     samples=WorldSamples())
     demo.queue(default_concurrency_limit=1, max_size=64)
     ClientQueueLimit(cfg.queued_per_client, GPU).install(demo)
     # the media folder must be allowed for Gradio to show stored media; FileHeaders decides
