@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nextomni.engine import OmniEngine, Settings
+from nextomni.engine import Settings
 from sessions.store import SessionStore
-from tests.engine_fixtures import tiny_checkpoint
 from ui.app import build_app
 from ui.controls import REPLY_KINDS, SettingsForm, settings_controls
 from ui.display import Display, enlarge
@@ -23,15 +22,10 @@ from ui.turns import ChatRunner
 from ui.world import TryWorld
 
 
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory):
-    return OmniEngine.load(tiny_checkpoint(tmp_path_factory.mktemp("tiny")), device="cpu")
-
-
 @pytest.fixture
-def h(engine, tmp_path):
+def h(tiny_engine, tmp_path):
     store = SessionStore(tmp_path / "s.db")
-    yield Handlers(ChatRunner(engine, store, "tiny"), store)
+    yield Handlers(ChatRunner(tiny_engine, store, "tiny"), store)
     store.close()
 
 

@@ -10,10 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nextomni.engine import OmniEngine
 from sessions.replay import rerun
 from sessions.store import SessionStore
-from tests.engine_fixtures import tiny_checkpoint
 from ui.handlers import Handlers, settings_from
 from ui.turns import ChatRunner
 
@@ -24,15 +22,10 @@ FAST = {"seed": 0, "steps": 2, "block_size": 0, "guidance": 0.0, "speech_guidanc
 LONG = {**FAST, "steps": 64, "max_tokens": 256, "confidence": 1.0, "dynamic": False}
 
 
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory):
-    return OmniEngine.load(tiny_checkpoint(tmp_path_factory.mktemp("tiny")), device="cpu")
-
-
 @pytest.fixture
-def h(engine, tmp_path):
+def h(tiny_engine, tmp_path):
     store = SessionStore(tmp_path / "s.db")
-    yield Handlers(ChatRunner(engine, store, "tiny"), store,
+    yield Handlers(ChatRunner(tiny_engine, store, "tiny"), store,
                    [("scene", np.zeros((64, 64, 3), np.uint8))])
     store.close()
 
