@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from nextomni.chat import Turn
 from nextomni.data import bank
@@ -78,3 +79,29 @@ def test_training_reads_the_bank(tmp_path):
     x = prepare_inputs(fmt, "sft", np.random.default_rng(0), cfg, ExampleBank(cfg.bank))
     assert x.dfm.ids.shape[0] == 4 and x.pairs.ids.shape[0] == 2 * cfg.retrieval_pairs
     assert x.images.shape[0] == 8 and x.mels.shape[0] == 2
+
+
+@pytest.mark.slow
+def test_learning_speed_harness_trains_a_budget_from_the_bank_and_scores_it(tmp_path):
+    import json
+
+    from bench import learning_speed, learning_speed_table
+    from tests.test_train_omni import tiny_tokenizers
+
+    write_bank(tmp_path / "bank", [Shard(t, 0, 3) for t in ("caption", "vqa", "pair",
+                                                            "siblings", "utterance")])
+    tiny_tokenizers(tmp_path / "tok")
+    results = tmp_path / "rows.jsonl"
+    row = learning_speed.main([
+        "--variant", "tiny", "--minutes", "0.05", "--n", "2", "--tasks", "caption,vqa:heldout",
+        "--bank", str(tmp_path / "bank"), "--tokenizers", str(tmp_path / "tok"),
+        "--runs", str(tmp_path / "runs"), "--results", str(results), "--",
+        "--stages", "sft", "--mix", "caption=1,vqa=1", "--hidden-size", "32", "--num-layers",
+        "1", "--num-heads", "2", "--num-kv-heads", "1", "--intermediate-size", "64",
+        "--batch", "2", "--retrieval-pairs", "3", "--warmup", "2"])
+    assert row["variant"] == "tiny" and row["bank"] and row["steps"] >= 1
+    assert row["flags"][:2] == ["--stages", "sft"] and row["minutes"] == 0.05
+    assert {"caption_acc", "vqa_heldout_acc", "vqa_heldout_kind", "retrieval_r1"} <= \
+        set(row["metrics"])
+    assert json.loads(results.read_text().splitlines()[-1]) == row
+    assert "| tiny |" in learning_speed_table.main([str(results)])
