@@ -93,7 +93,7 @@ class NextToken:
 
 def _event(row: Tensor, layout: str, index: int) -> StepEvent:
     r = row[None, :].cpu()
-    return StepEvent(layout, index, 1, 1, r, r)
+    return StepEvent(layout, index, 1, 1, r, r, final=True)  # a token is final once chosen
 
 
 @torch.no_grad()  # torch re-enters it on every resume of the generator

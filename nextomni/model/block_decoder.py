@@ -4,7 +4,15 @@ The model attends block-causally (see `sequence`), so the prompt and every finis
 run once and cached (`prompt_cache`); each denoising step of the current block runs only that
 block against the cache. Within a block the Euler sampler runs up to `steps` steps and stops
 early once every position's choice is confident (probability >= `confidence`): easy blocks
-take a step or two.
+take a step or two. With `settle`, a block also stops once the predicted block is the same
+two steps running (it would most likely stay so; the output can differ, hence an option).
+
+Committing is lazy: a block written (the prompt, the layout token, a finished block) is not
+run on its own; its keys and values are computed in the same forward pass as the first step
+of the next block, which sees it through the block-causal mask exactly as if it had been
+cached first. A small model spends most of a forward pass on per-call overhead, so this
+saves a pass per block; and what the reply's last blocks would have cached is left to the
+next turn, which computes it with its prompt.
 """
 
 from __future__ import annotations
@@ -43,18 +51,26 @@ class BlockDecoder:
                                  prompt_positions=len(prompt))
         chosen = choose_cache(model, self.seq, options, reuse)
         self.cache, self._text_steps = chosen.cache, chosen.text_steps
-        self.stats.prompt_reused = chosen.reused
-        if self.cache is not None and chosen.reused < len(prompt):
-            self._forward({k: v[:, chosen.reused:] for k, v in self.seq.items()}, past=True,
-                          keep=True)
+        self.stats.prompt_reused = chosen.reused  # the rest runs with the first step
 
     def guide(self, uncond: "BlockDecoder", scale: float) -> None:
         """Guide the codes of every later block against `uncond` with this scale."""
         self.uncond, self.guidance = uncond, scale
 
     def state(self) -> PromptCache | None:
-        return PromptCache(self.seq, self.cache, self._text_steps) \
-            if self.cache is not None else None
+        """The cache and the positions it holds (blocks still pending are not among them)."""
+        if self.cache is None:
+            return None
+        held = self.cache.get_seq_length()
+        return PromptCache({k: v[:, :held] for k, v in self.seq.items()}, self.cache,
+                           self._text_steps)
+
+    def _pending(self) -> dict | None:
+        """Positions written but not yet cached (ids / kind / mpos / segment, [1, p])."""
+        held = self.cache.get_seq_length()
+        if held == self.seq["kind"].shape[1]:
+            return None
+        return {k: v[:, held:] for k, v in self.seq.items()}
 
     # ------------------------------------------------------------------ model calls
     def _count(self, n: int, cached: int) -> None:
@@ -76,7 +92,7 @@ class BlockDecoder:
             self.cache.crop(-n)
         return out.last_hidden_state
 
-    def _graphed(self, block: dict, keep: bool) -> Tensor | None:
+    def _graphed(self, block: dict) -> Tensor | None:
         """Hidden states of an all-text block through its captured step (None when graphs
         are off or the block holds codes)."""
         if not isinstance(self.cache, StaticCache) or bool((block["kind"] != TEXT).any()):
@@ -86,23 +102,28 @@ class BlockDecoder:
             self._text_steps[n] = TextStep(self.model, self.cache, n)
         self._count(n, self.cache.get_seq_length())
         h = self._text_steps[n](block["ids"][0, :, 0])
-        if not keep:
-            self.cache.crop(-n)
+        self.cache.crop(-n)
         return h
 
     def hidden(self, block: dict) -> Tensor:
-        """Hidden states [n, H] of the current block's positions; the block is not kept."""
-        if (h := self._graphed(block, keep=False)) is not None:
-            return h
-        if self.cache is not None:
-            return self._forward(block, past=True, keep=False)[0]
-        full = {k: torch.cat([self.seq[k], block[k]], 1) for k in self.seq}
+        """Hidden states [n, H] of the current block's positions; the block is not kept,
+        the pending positions before it are (computed in the same pass)."""
         n = block["kind"].shape[1]
-        return self._forward(full, past=False, keep=False)[0, -n:]
+        if self.cache is None:
+            full = {k: torch.cat([self.seq[k], block[k]], 1) for k in self.seq}
+            return self._forward(full, past=False, keep=False)[0, -n:]
+        pending = self._pending()
+        if pending is None:
+            if (h := self._graphed(block)) is not None:
+                return h
+            return self._forward(block, past=True, keep=False)[0]
+        both = {k: torch.cat([pending[k], block[k]], 1) for k in block}
+        h = self._forward(both, past=True, keep=True)[0, -n:]
+        self.cache.crop(-n)
+        return h
 
     def _commit(self, block: dict) -> None:
-        if self.cache is not None and self._graphed(block, keep=True) is None:
-            self._forward(block, past=True, keep=True)
+        """Append a block to the sequence; the cache takes it with the next forward pass."""
         self.seq = {k: torch.cat([self.seq[k], block[k]], 1) for k in self.seq}
 
     # ------------------------------------------------------------------ blocks
@@ -150,14 +171,15 @@ class BlockDecoder:
         fixed = space < 0
         step = BlockStep(self, blk, block, banned)
         total = steps or self.opt.steps
-        final = None
+        final = before = None
         for state in euler_steps(step, x_init, self.paths, space=space, fixed=fixed,
                                  steps=total, generator=self.generator):
             self.stats.steps += 1
-            done = state.step == total or step.confidence >= self.opt.confidence
-            final = state.x1 if done else state.x_t
+            settled = self.opt.settle and before is not None and torch.equal(state.x1, before)
+            done = state.step == total or step.confidence >= self.opt.confidence or settled
+            final, before = (state.x1 if done else state.x_t), state.x1
             yield StepEvent(layout, index, state.step, total, final.reshape(n, g),
-                            state.x1.reshape(n, g))
+                            state.x1.reshape(n, g), final=done)
             if done:
                 break
         self.stats.blocks += 1

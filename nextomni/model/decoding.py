@@ -22,6 +22,7 @@ class DecodeOptions:
     temperature: float = 0.0      # 0: greedy
     top_k: int | None = None
     confidence: float = 0.9       # stop a block once every choice is this sure (1: never early)
+    settle: bool = False          # also stop a block once its prediction repeats a step
     max_text_blocks: int = 8
     max_audio_blocks: int = 16
     cache: bool = True
@@ -89,6 +90,7 @@ class StepEvent:
     total: int
     x_t: Tensor                    # [n, G] current block tokens
     x1: Tensor                     # [n, G] predicted block tokens
+    final: bool = False            # the block's last step: x_t holds its final tokens
 
 
 @dataclass
