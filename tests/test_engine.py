@@ -3,6 +3,7 @@ agreement, cross-turn reuse, settings and message errors, retrieval."""
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from nextomni.data.world import random_scene, render
@@ -296,3 +297,59 @@ def test_finished_passes_the_decoders_record_through(engine):
             "media_s"} <= set(stored)
     assert stored["latency_s"] == round(done.stats.latency_s, 4) > 0
     assert stored["guidance_forward_passes"] == done.stats.guidance_forward_passes > 0
+
+
+def chunks_of(events):
+    return [e.audio for e in events if isinstance(e, Progress) and e.audio is not None]
+
+
+def test_speech_streams_block_by_block_as_each_block_is_final(tmp_path):
+    eng = OmniEngine.load(tiny_checkpoint(tmp_path / "dfm"), device="cpu",
+                          baseline=str(tiny_checkpoint(tmp_path / "ar", causal=True)))
+    c, tok = eng.model.config, eng.fmt.tok.audio.config
+    samples = c.block_size * tok.frames_per_position * tok.hop_length  # one block's audio
+    for mode in ("dfm", "ar"):
+        events = ask(eng, settings=Settings(mode=mode, reply="speech", dynamic=False,
+                                            max_tokens=32, steps=2))
+        chunks = chunks_of(events)
+        assert chunks and [k.index for k in chunks] == list(range(len(chunks))), mode
+        assert all(len(k.audio) == samples and k.audio.dtype == np.float32 for k in chunks)
+        # every chunk comes on the last step of its block, before the whole speech segment
+        at = [i for i, e in enumerate(events) if isinstance(e, Progress) and e.audio]
+        whole = next(i for i, e in enumerate(events) if isinstance(e, AudioSegment))
+        assert at[-1] < whole and all(events[i].layout == "audio" for i in at)
+        assert len(events[whole].audio) <= len(chunks) * samples, mode
+    text = ask(eng, settings=Settings(reply="text", steps=2, max_tokens=16))
+    assert not chunks_of(text)
+
+
+def test_a_silent_block_streams_nothing_and_chunks_join_up(engine):
+    from nextomni.engine.streams import AudioStream
+    from nextomni.model.decoding import StepEvent
+
+    c = engine.model.config
+    stream = AudioStream(engine.fmt)
+    silent = torch.tensor(c.audio_silence).expand(c.block_size, -1)
+    sound = torch.randint(0, c.audio_codebook_size, (c.block_size, c.audio_groups),
+                          generator=torch.Generator().manual_seed(0))
+
+    def final(codes, step=2, done=True):
+        return stream.update(StepEvent("audio", 1, step, 2, codes, codes, final=done))
+
+    assert final(sound, step=1, done=False) is None  # not final yet
+    first, second = final(sound), final(sound)
+    assert (first.index, second.index) == (0, 1)
+    assert final(silent) is None and stream.chunks == 2
+    whole = engine.fmt.tok.audio.decode(torch.cat([sound, sound]))
+    assert len(first.audio) + len(second.audio) >= len(whole)
+
+
+def test_image_previews_come_every_few_steps_not_every_step(engine):
+    from nextomni.engine.streams import PREVIEW_EVERY
+
+    events = ask(engine, settings=Settings(steps=2 * PREVIEW_EVERY + 1, reply="image",
+                                           confidence=1.0))
+    steps = [e.step for e in events if isinstance(e, Progress) and e.layout == "image"]
+    shown = [e.step for e in events if isinstance(e, Progress) and e.image is not None]
+    assert len(steps) == 2 * PREVIEW_EVERY + 1
+    assert shown == [PREVIEW_EVERY, 2 * PREVIEW_EVERY]

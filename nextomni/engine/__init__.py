@@ -4,14 +4,14 @@ Settings, events and messages import without torch (the UI uses them); `OmniEngi
 torch when first touched."""
 
 from nextomni.engine.events import (
-    AudioSegment, Event, Finished, ImageSegment, Progress, Segment, TextSegment,
+    AudioChunk, AudioSegment, Event, Finished, ImageSegment, Progress, Segment, TextSegment,
 )
 from nextomni.engine.messages import Message, MessageError
 from nextomni.engine.settings import Settings, SettingsError
 
 __all__ = ["OmniEngine", "Hit", "Settings", "SettingsError", "Message", "MessageError",
-           "Progress", "TextSegment", "ImageSegment", "AudioSegment", "Finished", "Event",
-           "Segment"]
+           "Progress", "AudioChunk", "TextSegment", "ImageSegment", "AudioSegment", "Finished",
+           "Event", "Segment"]
 
 
 def __getattr__(name):

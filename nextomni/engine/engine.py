@@ -40,10 +40,10 @@ from nextomni.engine.events import (
 )
 from nextomni.engine.messages import MessageError, as_part, to_turns
 from nextomni.engine.settings import Settings, SettingsError
+from nextomni.engine.streams import AudioStream, TextStream, image_preview
 from nextomni.model.embedding import embed_parts
 from nextomni.model.generate import DecodeOptions, StepEvent, iter_generate
 from nextomni.model.loading import load_checkpoint
-from nextomni.tokenizers.special import EOS
 
 log = logging.getLogger("nextomni.engine")
 
@@ -120,7 +120,7 @@ class OmniEngine:
         generator = torch.Generator(self.device).manual_seed(settings.seed)
         steps = iter_generate(model, prompt, options, generator, settings.layout,
                               uncond_prompt=uncond, reuse=reuse)
-        text = _TextStream(fmt)
+        text, speech = TextStream(fmt), AudioStream(fmt)
         media = 0.0  # time spent turning tokens into text, previews and media
         while True:
             with self._lock:
@@ -130,7 +130,7 @@ class OmniEngine:
                     out = stop.value
                     break
                 t0 = time.perf_counter()
-                progress = self._progress(event, fmt, text)
+                progress = self._progress(event, fmt, text, speech)
                 media += time.perf_counter() - t0
             yield progress
         with self._lock:
@@ -202,14 +202,10 @@ class OmniEngine:
                            f"most {limit} in a prompt (shorten it or ask for a shorter reply)")
 
     # ------------------------------------------------------------------ events
-    def _progress(self, ev: StepEvent, fmt, text: "_TextStream") -> Progress:
-        preview, partial = None, ""
-        if ev.layout == "text":
-            partial = text.update(ev)
-        elif ev.layout == "image" and ev.x1.shape[0] == fmt.config.image_positions:
-            codes = ev.x1[:, : fmt.config.image_groups]
-            preview = fmt.tok.image.decode(codes[None].cpu())[0]
-        return Progress(ev.layout, ev.block, ev.step, ev.total, partial, preview)
+    def _progress(self, ev: StepEvent, fmt, text: TextStream, speech: AudioStream) -> Progress:
+        partial = text.update(ev) if ev.layout == "text" else ""
+        return Progress(ev.layout, ev.block, ev.step, ev.total, partial, image_preview(ev, fmt),
+                        speech.update(ev))
 
     def _segments(self, out, fmt):
         if out.layout == "text":
@@ -237,24 +233,6 @@ class OmniEngine:
         scores = self.embed_many(gallery) @ q
         order = np.argsort(-scores, kind="stable")[:top]
         return [Hit(int(i), float(scores[i])) for i in order]
-
-
-class _TextStream:
-    """The text of a reply while it is being denoised: finished blocks plus the current
-    block's prediction, cut at `<eos>`."""
-
-    def __init__(self, fmt):
-        self.fmt, self.done, self.block, self.last = fmt, [], 0, None
-
-    def update(self, ev: StepEvent) -> str:
-        if ev.block != self.block and self.last is not None:
-            self.done += self.last
-        self.block = ev.block
-        self.last = ev.x1[:, 0].tolist()  # a block's last event holds its final tokens
-        ids = self.done + self.last
-        if EOS in ids:
-            ids = ids[: ids.index(EOS)]
-        return self.fmt.tok.text.decode(ids)
 
 
 def _held(state) -> int:

@@ -14,6 +14,17 @@ if TYPE_CHECKING:  # the record comes with the event; the UI needs no torch to r
 
 
 @dataclass
+class AudioChunk:
+    """Speech that has become final while the reply goes on: the next piece to play, carried
+    by the `Progress` of the step that finished it. Not a segment: the reply's `AudioSegment`
+    (decoded whole) is what is stored."""
+
+    audio: np.ndarray           # float32 mono, the samples that follow the previous chunk
+    index: int = 0              # 0, 1, ... in playing order
+    sample_rate: int = 16_000
+
+
+@dataclass
 class Progress:
     layout: str                 # what the reply is becoming: text / image / audio
     block: int                  # block index within the reply
@@ -21,6 +32,7 @@ class Progress:
     total: int                  # steps planned for the block (it may stop early)
     text: str = ""              # the reply's text so far, current block included
     image: np.ndarray | None = None  # preview of an image being denoised (H x W x 3 uint8)
+    audio: AudioChunk | None = None  # speech that became final at this step
 
 
 @dataclass
