@@ -83,7 +83,7 @@ def test_cache_on_and_off_agree(engine):
             assert np.array_equal(on.image, off.image)
         else:
             assert np.array_equal(on.audio, off.audio)
-        assert s_off["cache_hits"] == 0
+        assert s_off.cache_hits == 0
 
 
 def test_retrieves_described_scenes_far_above_chance(engine):
