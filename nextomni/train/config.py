@@ -41,9 +41,10 @@ class OmniTrainConfig:
     minutes: float | None = opt(None, "a run of fixed wall time instead of fixed steps: the "
                                 "learning rate follows the elapsed share of it, the stages "
                                 "their shares of the steps, and the model is saved at the end")
-    cpu_minutes: float | None = opt(None, "like --minutes, counted in the training process's "
-                                    "CPU time: a budget that other work on the machine does "
-                                    "not eat into (the learning-speed harness uses it)")
+    cpu_minutes: float | None = opt(None, "like --minutes, counted in the CPU time of the "
+                                    "training process and its eSpeak children: a budget that "
+                                    "other work on the machine does not eat into (the "
+                                    "learning-speed harness uses it)")
     batch: int = opt(32, "at most this many examples per step ...")
     batch_tokens: int = opt(2560, "... and at most this many padded positions")
     lr: float = opt(1e-3, "peak learning rate (linear warm-up, cosine to 10%)")
