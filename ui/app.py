@@ -88,6 +88,10 @@ def _chat_tab(c, samples) -> None:
     with gr.Row(equal_height=True):
         reply = reply_control()
         c.stats = gr.Markdown(elem_id="turn-stats")
+    # speech plays here block by block while the reply is made (after the box: the chat's
+    # attachment input stays the page's first file input)
+    c.speech = gr.Audio(streaming=True, autoplay=True, interactive=False, elem_id="speech-stream",
+                        label="speech, as it is made")
     if samples is not None:
         with gr.Row(equal_height=True, elem_id="try-world"):
             gr.Markdown("**Try the world:** a fresh OmniWorld input in the box", min_height=0)
@@ -147,9 +151,9 @@ def _wire(demo, c, ev: PageEvents, h: Handlers, gpu) -> None:
     quiet = {"show_progress": "hidden", **PRIVATE}  # no spinner over the box or the sidebar
     begin = c.box.submit(ev.begin, [c.box, *c.form.controls], [c.box, c.message, c.settings],
                          **quiet)
-    reply = begin.then(with_stop_button(gpu(h.chat)),
+    reply = begin.then(with_stop_button(gpu(h.chat_speaking)),
                        [c.message, c.chatbot, c.owner, c.session, c.settings],
-                       [c.chatbot, c.session, c.stats, c.box], concurrency_id=GPU,
+                       [c.chatbot, c.session, c.stats, c.speech, c.box], concurrency_id=GPU,
                        concurrency_limit=1, api_name="page_chat", show_progress="minimal",
                        show_progress_on=c.chatbot, **PRIVATE)
     reply.then(ev.end, None, c.box, **quiet).then(ev.refresh, [c.owner, c.session], listed,

@@ -17,6 +17,7 @@ from nextomni.engine import MessageError, Settings, SettingsError
 from nextomni.media import MediaError, media_kind
 from sessions.store import NotFound, SessionStore
 from ui.display import Display
+from ui.speech import speech_piece
 from ui.turns import ChatRunner
 
 log = logging.getLogger("nextomni.ui")
@@ -151,6 +152,18 @@ class Handlers:
              settings: dict | None = None):
         """A generator of (chat history, session id, statistics) as the reply streams in;
         `settings` holds the page's controls by setting name."""
+        updates = self.chat_speaking(message, history, owner, sid, settings)
+        try:
+            for shown, sid, status, _ in updates:
+                yield shown, sid, status
+        finally:  # a closed page closes the turn at once (it is then marked cancelled)
+            updates.close()
+
+    def chat_speaking(self, message: dict | None, history: list, owner: str, sid: str | None,
+                      settings: dict | None = None):
+        """`chat` with a fourth value in every update: the speech that became final with it
+        (WAV bytes for the page's streaming player), else `gr.skip()` (nothing new to play:
+        the player is left alone, and opens no empty stream)."""
         message = message or {}
         text, files = message.get("text", ""), message.get("files", [])
         shown = list(history or [])  # in the order the model reads it: files, then words
@@ -162,9 +175,9 @@ class Handlers:
         try:
             settings = settings_from(settings or {})
         except (SettingsError, TypeError, ValueError) as e:
-            yield shown + [{"role": "assistant", "content": f"⚠ {e}"}], sid, ""
+            yield shown + [{"role": "assistant", "content": f"⚠ {e}"}], sid, "", gr.skip()
             return
-        yield shown, sid, "thinking..."
+        yield shown, sid, "thinking...", gr.skip()
         reply: list = []
         previews: list[Path] = []
         try:
@@ -172,19 +185,21 @@ class Handlers:
                 sid = up.session or sid
                 if up.kind == "error":
                     yield (shown + reply + [{"role": "assistant", "content": f"⚠ {up.error}"}],
-                           sid, "")
+                           sid, "", gr.skip())
                     return
                 if up.kind == "progress":
                     p = up.progress
                     live = self._live(p, previews)
                     status = f"denoising · block {p.block} · step {p.step}/{p.total} · {p.layout}"
-                    yield shown + reply + ([live] if live else []), sid, status
+                    piece = speech_piece(p)
+                    yield (shown + reply + ([live] if live else []), sid, status,
+                           gr.skip() if piece is None else piece)
                 elif up.kind == "segment":
                     reply.append({"role": "assistant",
                                   "content": part_content(up.part, self.display.path)})
-                    yield shown + reply, sid, "finishing..."
+                    yield shown + reply, sid, "finishing...", gr.skip()
                 elif up.kind == "done":
-                    yield shown + reply, sid, stats_markdown(up.stats)
+                    yield shown + reply, sid, stats_markdown(up.stats), gr.skip()
         finally:
             for f in previews:  # the page has its own copies by now
                 f.unlink(missing_ok=True)
