@@ -84,30 +84,13 @@ class ChatRunner:
         sid = session or new_id or uuid.uuid4().hex
         started = time.monotonic()
         try:
-            if not owner:
-                raise MessageError("the page is still loading; try again in a moment")
-            settings = settings if isinstance(settings, Settings) else \
-                Settings.from_dict(settings)
-            parts = user_parts(text, files)
-            if not new:
-                self.store.session(sid, owner)
-            if sid in self.running:
-                raise MessageError("a reply in this chat is still running; stop it first")
-            history = [] if new else self.store.messages(sid, owner)
-            events = self.engine.chat(history + [{"role": "user", "parts": parts}], settings,
-                                      session=sid)
+            settings, parts, events = self._open(owner, sid, new, text, files, settings)
         except (MessageError, MediaError, SettingsError, NotFound) as e:
             yield Update("error", session, error=str(e))
             return
         tid, status, stats, error = None, "failed", {}, None
         try:
-            if new:
-                info = self.engine.info()
-                title = " ".join((text or "").split())[:48] or "New chat"
-                self.store.create_session(owner, title, self.model_name or info.get("model", ""),
-                                          quantization=info.get("quantization"), sid=sid)
-            self.store.start_turn(sid, "user", parts, owner, status="done")
-            tid = self.store.start_turn(sid, "assistant", [], owner, settings.to_dict())
+            tid = self._record_start(owner, sid, new, text, parts, settings)
             self.running[sid] = tid
             yield Update("started", sid)
             for ev in events:
@@ -141,6 +124,34 @@ class ChatRunner:
             yield Update("done", sid, stats=stats)
         else:
             yield Update("error", sid if tid is not None else session, error=error)
+
+    def _open(self, owner: str, sid: str, new: bool, text, files, settings):
+        """(settings, the user's parts, the engine's event stream) of a turn about to run;
+        raises the user's mistakes (loading page, bad input, a reply still running)."""
+        if not owner:
+            raise MessageError("the page is still loading; try again in a moment")
+        settings = settings if isinstance(settings, Settings) else Settings.from_dict(settings)
+        parts = user_parts(text, files)
+        if not new:
+            self.store.session(sid, owner)
+        if sid in self.running:
+            raise MessageError("a reply in this chat is still running; stop it first")
+        history = [] if new else self.store.messages(sid, owner)
+        events = self.engine.chat(history + [{"role": "user", "parts": parts}], settings,
+                                  session=sid)
+        return settings, parts, events
+
+    def _record_start(self, owner: str, sid: str, new: bool, text, parts,
+                      settings: Settings) -> str:
+        """The session (when new), the user's turn and the pending reply, written before any
+        token is made; returns the reply's turn id."""
+        if new:
+            info = self.engine.info()
+            title = " ".join((text or "").split())[:48] or "New chat"
+            self.store.create_session(owner, title, self.model_name or info.get("model", ""),
+                                      quantization=info.get("quantization"), sid=sid)
+        self.store.start_turn(sid, "user", parts, owner, status="done")
+        return self.store.start_turn(sid, "assistant", [], owner, settings.to_dict())
 
     def cancel(self, session: str | None) -> bool:
         """Mark the session's reply in flight cancelled (Stop); its generator, once closed,
