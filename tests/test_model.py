@@ -120,6 +120,41 @@ def test_padding_is_masked():
     assert torch.allclose(a[0, : len(short)], b[0], atol=1e-5)
 
 
+def test_inference_runs_the_backbone_directly_and_exactly(monkeypatch):
+    """The inference path (`fast_backbone`) gives the library forward's states bit for bit,
+    with and without a cache, and training (gradients on) keeps the library's path."""
+    from transformers import DynamicCache
+
+    from nextomni.model import fast_backbone
+
+    torch.manual_seed(0)
+    model = OmniModel(TINY).eval()
+    batch = collate([sample_sequence(2, target_block=1), sample_sequence(3)])
+    s = batch.segment
+    cut = int((s[1] == s[1, -1]).nonzero()[0])  # the last block comes after a cached prefix
+
+    def states(fast: bool):
+        monkeypatch.setattr(fast_backbone, "can_run", lambda *a: fast)
+        cache = DynamicCache()
+        with torch.no_grad():
+            whole = model(batch.ids, batch.kind, batch.mpos, batch.attention_mask,
+                          segment=s).last_hidden_state
+            model(batch.ids[1:, :cut], batch.kind[1:, :cut], batch.mpos[1:, :cut],
+                  segment=s[1:, :cut], past_key_values=cache, use_cache=True)
+            last = model(batch.ids[1:, cut:], batch.kind[1:, cut:], batch.mpos[1:, cut:],
+                         segment=s[1:, cut:], past_key_values=cache, past_segment=s[1:, :cut],
+                         use_cache=True).last_hidden_state
+        return whole, last
+
+    monkeypatch.undo()
+    mask = torch.ones(1, 1, 2, 2, dtype=torch.bool)
+    assert fast_backbone.can_run(model.backbone, mask) is False  # gradients are on here
+    with torch.no_grad():
+        assert fast_backbone.can_run(model.backbone, mask)
+    (a, a_last), (b, b_last) = states(True), states(False)
+    assert torch.equal(a, b) and torch.equal(a_last, b_last)
+
+
 def test_save_load_round_trip_is_bit_exact(tmp_path):
     torch.manual_seed(0)
     model = OmniModel(TINY).eval()

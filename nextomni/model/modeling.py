@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from nextomni.model import fast_backbone
 from nextomni.model.config import AUDIO, IMAGE, TEXT, OmniConfig
 from nextomni.model.graphs import StaticCache
 from nextomni.model.sequence import block_mask
@@ -133,7 +134,13 @@ class OmniModel(nn.Module):
         if isinstance(past_key_values, StaticCache):  # preallocated: attend over its capacity
             past_key_values.begin(length)
             mask = past_key_values.pad_mask(mask)
-        out = self.backbone(inputs_embeds=self.embed(ids, kind, mpos), attention_mask=mask,
+        embeds = self.embed(ids, kind, mpos)
+        if fast_backbone.can_run(self.backbone, mask):  # inference: the same, less overhead
+            from transformers.modeling_outputs import BaseModelOutputWithPast
+
+            return BaseModelOutputWithPast(last_hidden_state=fast_backbone.run(
+                self.backbone, embeds, mask, positions, past_key_values if use_cache else None))
+        out = self.backbone(inputs_embeds=embeds, attention_mask=mask,
                             position_ids=positions, past_key_values=past_key_values,
                             use_cache=use_cache, is_causal=False)
         if out.last_hidden_state.device != ids.device:  # a backbone sharded over devices
