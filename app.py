@@ -163,6 +163,7 @@ def build(cfg: AppConfig):
             and Path(cfg.model) == HERE / "checkpoints" / "nano":
         baseline = str(HERE / "checkpoints" / "nano-ar")
     engine = OmniEngine.load(cfg.model, quantization=cfg.quantization, baseline=baseline)
+    engine.warm_up()  # the first visitor's first speech reply need not compile the decoders
     if store.recovered:
         log.warning("marked %d turn(s) left running by a stopped server as failed",
                     store.recovered)

@@ -1,6 +1,8 @@
 """OmniEngine through a tiny untrained checkpoint: the event stream, determinism, cache
 agreement, cross-turn reuse, settings and message errors, retrieval."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -353,3 +355,12 @@ def test_image_previews_come_every_few_steps_not_every_step(engine):
     shown = [e.step for e in events if isinstance(e, Progress) and e.image is not None]
     assert len(steps) == 2 * PREVIEW_EVERY + 1
     assert shown == [PREVIEW_EVERY, 2 * PREVIEW_EVERY]
+
+
+def test_the_model_leaves_a_core_to_the_server_and_warms_its_decoders(engine):
+    from nextomni.engine.engine import cpu_threads
+
+    assert cpu_threads(1) == 1 and cpu_threads(2) == 1
+    assert 1 <= cpu_threads(8) <= min(7, torch.get_num_threads())
+    engine.warm_up()  # the decoders' first-time work, done before any reply
+    assert torch.get_num_threads() <= max(1, (os.cpu_count() or 1) - 1)  # set by the load

@@ -19,12 +19,21 @@ Decisions recorded here:
   token by token with a key/value cache (`model.autoregressive`), behind the same events.
 - Model calls are serialised by a lock, step by step (the app's queue runs one reply at a
   time anyway).
+- On a CPU the model computes with all cores but one (`cpu_threads`): the web server, the
+  page's media and the speech stream's encoder run beside it, and a thread pool as wide as
+  the machine stalls on every operation whenever anything else runs (on 2 cores an image
+  reply took 0.8 s on one thread and 17 s on two while one other process was busy).
+- Speech streams: once a speech block is final its waveform rides on that step's
+  `Progress.audio` (`engine.streams`); the whole reply still comes as one `AudioSegment`.
+- `warm_up()` does once, at start, the first-time work of the media decoders (the first
+  speech decode compiles librosa's kernels: ~3 s of CPU), so the first speech reply does not.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -83,10 +92,21 @@ class OmniEngine:
             if baseline else None
         if base is not None and not base[0].config.causal:
             raise ValueError(f"{baseline} is not an autoregressive (causal) checkpoint")
+        if next(model.parameters()).device.type == "cpu":
+            torch.set_num_threads(cpu_threads())
         log.info("loaded %s on %s in %.1f s", path_or_hub_id, next(model.parameters()).device,
                  time.perf_counter() - started)
         return cls(model, fmt, name=str(path_or_hub_id), quantization=quantization,
                    baseline=base)
+
+    def warm_up(self) -> None:
+        """Decode a block of silence and a blank picture once, so that the first reply of
+        each kind does not pay for the decoders' first-time work."""
+        c = self.model.config
+        with self._lock:
+            self.fmt.tok.audio.decode(torch.tensor(c.audio_silence).expand(c.block_size, -1))
+            self.fmt.tok.image.decode(torch.zeros(1, c.image_positions, c.image_groups,
+                                                  dtype=torch.long))
 
     # ------------------------------------------------------------------ info
     def info(self) -> dict:
@@ -233,6 +253,12 @@ class OmniEngine:
         scores = self.embed_many(gallery) @ q
         order = np.argsort(-scores, kind="stable")[:top]
         return [Hit(int(i), float(scores[i])) for i in order]
+
+
+def cpu_threads(cpus: int | None = None) -> int:
+    """Threads for the model on a CPU: every core but one, at least one."""
+    cpus = cpus or os.cpu_count() or 1
+    return max(1, min(torch.get_num_threads(), cpus - 1))
 
 
 def _held(state) -> int:
