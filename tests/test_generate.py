@@ -283,3 +283,23 @@ def test_stats_record_what_the_reply_cost(model):
     assert s.prompt_positions == len(prompt().build()) and s.steps >= s.blocks > 0
     stored = json.loads(json.dumps(s.to_dict()))
     assert stored["cache_hits"] == s.cache_hits > 0 and stored["tokens_per_s"] > 0
+
+
+def test_a_settled_block_stops_and_images_take_their_own_steps(model):
+    """With `settle` a block ends once its prediction repeats (a head that always chooses one
+    token settles at step 2), taking that prediction; `image_steps` sets an image's steps."""
+    steady = preferring(model, 30)
+    opts = dict(steps=8, confidence=2.0, dynamic=False, fixed_blocks=2)  # never sure enough
+
+    def text(settle):
+        events = []
+        out = generate(steady, prompt(), DecodeOptions(settle=settle, **opts),
+                       torch.Generator().manual_seed(0), layout="text", on_step=events.append)
+        return out, [e for e in events if e.block > 0]
+
+    (settled, fast), (full, slow) = text(True), text(False)
+    assert [e.step for e in fast if e.final] == [2, 2] and len(slow) == 16
+    assert all(e.final == (e.step == 8) for e in slow)
+    assert settled.text_ids == full.text_ids == [30] * (1 + 2 * TINY.block_size)
+    image = run(model, layout="image", steps=8, image_steps=3, confidence=1.0)
+    assert image.stats.steps == 3

@@ -19,6 +19,7 @@ LAYOUTS = ("text", "image", "audio")  # what a reply can be
 @dataclass(frozen=True)
 class DecodeOptions:
     steps: int = 16               # Euler steps per block (at most)
+    image_steps: int | None = None  # Euler steps of an image block; None: `steps`
     temperature: float = 0.0      # 0: greedy
     top_k: int | None = None
     confidence: float = 0.9       # stop a block once every choice is this sure (1: never early)

@@ -10,8 +10,9 @@ states are bit for bit those of `Qwen2Model.forward` (tests/test_model.py checks
 
 Only where that holds: no gradients (training keeps the library's path), a plain Qwen2
 backbone with SDPA attention and no sliding-window layers on one device (no quantization,
-no device map: their hooks live in the library's forward), a 4-D boolean mask (which `OmniModel.forward` always
-builds) and a cache that is either none or one with the library's `update` contract.
+no device map: their hooks live in the library's forward), a 4-D boolean mask (which
+`OmniModel.forward` always builds) and a cache that is either none or one with the
+library's `update` contract.
 """
 
 from __future__ import annotations

@@ -99,7 +99,8 @@ def _iter_dfm(model: OmniModel, seq: Sequence, options: DecodeOptions,
         text_ids = yield from _decode_text(dec, [first], options)
     elif layout == "image":
         blank = torch.zeros(c.image_positions, c.image_groups, dtype=torch.long)
-        image = yield from dec.steps_of(code_block(c, blank, IMAGE), "image", 1)
+        image = yield from dec.steps_of(code_block(c, blank, IMAGE), "image", 1,
+                                        steps=options.image_steps)
         image = image[:, : c.image_groups].cpu()
         yield from dec.steps_of(closing_block(c, IMAGE_END), "image", 2)
     else:
