@@ -169,3 +169,28 @@ def test_attribute_use_changes_one_word_of_the_prompt_and_keeps_the_reply(tmp_pa
     assert r["n"] == 3 and set(r["t=0.3"]) == {"own"} | {
         k for w in attribute_use.CHANGES for k in (w, f"{w}/own")}
     assert all(v > 0 for v in r["t=0.3"].values())
+
+
+def test_dfm_vs_ar_compares_speed_and_accuracy_per_task(tmp_path, capsys):
+    dfm = tiny_checkpoint(tmp_path / "dfm")
+    ar = tiny_checkpoint(tmp_path / "ar", causal=True)
+    dfm_vs_ar.main(["--dfm", str(dfm), "--ar", str(ar), "--n", "1", "--steps", "2",
+                    "--image-steps", "1", "--tasks", "vqa", "--variants",
+                    "dfm-cache-dynamic,ar"])
+    printed = capsys.readouterr().out
+    result = json.loads(printed[printed.index("{"):])
+    assert set(result["ar_over_dfm_p50"]) == set(result["dfm_minus_ar_accuracy"]) == {"vqa"}
+    assert result["dfm"] == {"steps": 2, "image_steps": 1, "settle": True}
+
+
+def test_app_latency_times_what_a_person_waits_for(tmp_path):
+    from bench import app_latency
+
+    r = app_latency.main(["--checkpoint", str(tiny_checkpoint(tmp_path / "dfm")), "--n", "1"])
+    assert set(r["seconds"]) == {"first_update_s", "text_one_word_s", "image_s",
+                                 "speech_first_audio_s", "speech_s"}
+    assert all(0 < t["p50"] <= t["p90"] for t in r["seconds"].values())
+    assert set(r["met"]) == set(app_latency.TARGETS) and r["threads"] >= 1
+    assert set(r["missed_by_s"]) == {k for k, ok in r["met"].items() if not ok}
+    first, whole = r["seconds"]["speech_first_audio_s"], r["seconds"]["speech_s"]
+    assert r["speech_chunks_p50"] >= 1 and first["p50"] <= whole["p50"]

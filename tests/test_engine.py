@@ -349,7 +349,7 @@ def test_a_silent_block_streams_nothing_and_chunks_join_up(engine):
 def test_image_previews_come_every_few_steps_not_every_step(engine):
     from nextomni.engine.streams import PREVIEW_EVERY
 
-    events = ask(engine, settings=Settings(steps=2 * PREVIEW_EVERY + 1, reply="image",
+    events = ask(engine, settings=Settings(image_steps=2 * PREVIEW_EVERY + 1, reply="image",
                                            confidence=1.0))
     steps = [e.step for e in events if isinstance(e, Progress) and e.layout == "image"]
     shown = [e.step for e in events if isinstance(e, Progress) and e.image is not None]
@@ -364,3 +364,20 @@ def test_the_model_leaves_a_core_to_the_server_and_warms_its_decoders(engine):
     assert 1 <= cpu_threads(8) <= min(7, torch.get_num_threads())
     engine.warm_up()  # the decoders' first-time work, done before any reply
     assert torch.get_num_threads() <= max(1, (os.cpu_count() or 1) - 1)  # set by the load
+
+
+def test_settling_and_image_steps_are_settings_and_old_turns_replay_without_them(engine):
+    new = Settings()
+    assert new.settle is True and new.image_steps < new.steps
+    opts = engine.options(Settings(image_steps=5, settle=False), engine.model.config)
+    assert (opts.image_steps, opts.settle) == (5, False)
+    # a turn stored before these settings existed decodes as it did then
+    old = {k: v for k, v in Settings(steps=12).to_dict().items()
+           if k not in ("settle", "image_steps", "reply", "speech_guidance")}
+    assert (Settings.from_dict(old).settle, Settings.from_dict(old).image_steps) == (False, 12)
+    # a client naming only some settings gets today's defaults for the rest
+    assert Settings.from_dict({"steps": 12}).settle is True
+    assert Settings.from_dict(Settings(steps=12).to_dict()) == Settings(steps=12)
+    for bad in (dict(image_steps=0), dict(settle="yes")):
+        with pytest.raises(SettingsError, match=next(iter(bad))):
+            Settings(**bad)

@@ -27,6 +27,8 @@ def settings_controls() -> dict[str, gr.components.Component]:
     return {
         "seed": gr.Number(d.seed, label="seed", precision=0, minimum=0, elem_id="set-seed"),
         "steps": gr.Slider(1, 64, d.steps, step=1, label="steps per block", elem_id="set-steps"),
+        "image_steps": gr.Slider(1, 64, d.image_steps, step=1, label="steps for an image",
+                                 elem_id="set-image-steps"),
         "block_size": gr.Number(0, label="block size (0: as trained)", precision=0, minimum=0,
                                 elem_id="set-block-size"),
         "guidance": gr.Slider(0, 5, d.guidance, step=0.25, label="guidance (images)",
@@ -39,6 +41,8 @@ def settings_controls() -> dict[str, gr.components.Component]:
                                  elem_id="set-temperature"),
         "confidence": gr.Slider(0, 1, d.confidence, step=0.01, label="stop a block at confidence",
                                 elem_id="set-confidence"),
+        "settle": gr.Checkbox(d.settle, label="stop a block once its tokens settle",
+                              elem_id="set-settle"),
         "cache": gr.Checkbox(d.cache, label="key/value cache", elem_id="set-cache"),
         "dynamic": gr.Checkbox(d.dynamic, label="dynamic length", elem_id="set-dynamic"),
         "mode": gr.Radio(list(DECODINGS), value=DECODINGS[0], label="decoding",

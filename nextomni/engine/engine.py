@@ -178,12 +178,14 @@ class OmniEngine:
 
     def options(self, s: Settings, config) -> DecodeOptions:
         if s.mode == "ar":  # next-token decoding: one-token blocks, one step each
-            size, steps, confidence = 1, 1, 1.0
+            size, steps, image_steps, confidence = 1, 1, 1, 1.0
         else:
-            size, steps, confidence = s.block_size or config.block_size, s.steps, s.confidence
+            size, steps, image_steps = s.block_size or config.block_size, s.steps, s.image_steps
+            confidence = s.confidence
         text_blocks = math.ceil(s.max_tokens / size)
         audio_blocks = math.ceil(2 * s.max_tokens / size)
-        return DecodeOptions(steps=steps, temperature=s.temperature, confidence=confidence,
+        return DecodeOptions(steps=steps, image_steps=image_steps, temperature=s.temperature,
+                             confidence=confidence, settle=s.settle,
                              max_text_blocks=text_blocks, max_audio_blocks=audio_blocks,
                              fixed_blocks=text_blocks, cache=s.cache, dynamic=s.dynamic,
                              guidance=s.guidance, speech_guidance=s.speech_guidance,
