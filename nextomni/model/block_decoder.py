@@ -10,9 +10,10 @@ two steps running (it would most likely stay so; the output can differ, hence an
 Committing is lazy: a block written (the prompt, the layout token, a finished block) is not
 run on its own; its keys and values are computed in the same forward pass as the first step
 of the next block, which sees it through the block-causal mask exactly as if it had been
-cached first. A small model spends most of a forward pass on per-call overhead, so this
-saves a pass per block; and what the reply's last blocks would have cached is left to the
-next turn, which computes it with its prompt.
+cached first. A forward pass costs much the same for 1 position as for 16 (it reads every
+weight and pays its per-call overhead either way), so this saves a pass per block; and what
+the reply's last blocks would have cached is left to the next turn, which computes it with
+its prompt.
 """
 
 from __future__ import annotations
