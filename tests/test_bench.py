@@ -194,3 +194,13 @@ def test_app_latency_times_what_a_person_waits_for(tmp_path):
     assert set(r["missed_by_s"]) == {k for k, ok in r["met"].items() if not ok}
     first, whole = r["seconds"]["speech_first_audio_s"], r["seconds"]["speech_s"]
     assert r["speech_chunks_p50"] >= 1 and first["p50"] <= whole["p50"]
+
+
+def test_app_accuracy_compares_the_apps_decoding_with_the_exact_one(tmp_path):
+    from bench import app_accuracy
+
+    r = app_accuracy.main(["--checkpoint", str(tiny_checkpoint(tmp_path / "dfm")), "--n", "1",
+                           "--tasks", "vqa,t2i"])
+    assert {"vqa_acc", "t2i_attr", "vqa_reply_ms"} <= set(r["exact"]) & set(r["app"])
+    assert r["app_minus_exact"]["vqa_acc"] == round(r["app"]["vqa_acc"] - r["exact"]["vqa_acc"], 4)
+    assert r["app_options"]["settle"] is True and r["app_options"]["image_steps"] == 8
