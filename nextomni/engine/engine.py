@@ -23,9 +23,8 @@ Decisions recorded here:
   page's media and the speech stream's encoder run beside it, and a thread pool as wide as
   the machine stalls on every operation whenever anything else runs (on 2 cores an image
   reply took 0.8 s on one thread and 17 s on two while one other process was busy).
-- Speech streams: once a speech block is final its waveform is decoded beside the next
-  block and rides on the next `Progress.audio` (`engine.streams`); the whole reply still
-  comes as one `AudioSegment`.
+- Speech streams: once a speech block is final its waveform rides on that step's
+  `Progress.audio` (`engine.streams`); the whole reply still comes as one `AudioSegment`.
 - `warm_up()` does once, at start, the first-time work of the media decoders (the first
   speech decode compiles librosa's kernels: ~3 s of CPU), so the first speech reply does not.
 """
@@ -143,26 +142,17 @@ class OmniEngine:
                               uncond_prompt=uncond, reuse=reuse)
         text, speech = TextStream(fmt), AudioStream(fmt)
         media = 0.0  # time spent turning tokens into text, previews and media
-        try:
-            while True:
-                with self._lock:
-                    try:
-                        event = next(steps)
-                    except StopIteration as stop:
-                        out = stop.value
-                        break
-                    t0 = time.perf_counter()
-                    progress = self._progress(event, fmt, text, speech)
-                    media += time.perf_counter() - t0
-                yield progress
-            t0 = time.perf_counter()
-            late = speech.rest()  # speech still being decoded beside the last blocks
-            media += time.perf_counter() - t0
-        finally:
-            speech.close()
-        for chunk in late:
-            yield Progress(progress.layout, progress.block, progress.step, progress.total,
-                           audio=chunk)
+        while True:
+            with self._lock:
+                try:
+                    event = next(steps)
+                except StopIteration as stop:
+                    out = stop.value
+                    break
+                t0 = time.perf_counter()
+                progress = self._progress(event, fmt, text, speech)
+                media += time.perf_counter() - t0
+            yield progress
         with self._lock:
             t0 = time.perf_counter()
             segments = list(self._segments(out, fmt))

@@ -7,9 +7,6 @@ person sees or hears, and leave the finished segments to the engine.
 
 from __future__ import annotations
 
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
-
 import numpy as np
 import torch
 
@@ -59,11 +56,7 @@ class AudioStream:
     of positions: the baseline finishes one position at a time) comes out as an
     `AudioChunk`. An all-silent block ends speech in both decoders, so it yields nothing.
     The chunks play one after another; the reply's `AudioSegment`, decoded whole, stays the
-    one that is stored.
-
-    A chunk is decoded on a thread of its own (Griffin-Lim: ~70 ms of CPU per block, about
-    a third of a speech reply), beside the decoder's next block: `update` hands out the
-    chunks that are ready, in order, and `rest` waits for the others at the reply's end."""
+    one that is stored."""
 
     def __init__(self, fmt):
         self.tok, c = fmt.tok.audio, fmt.config
@@ -72,45 +65,20 @@ class AudioStream:
         self.codes: list[torch.Tensor] = []
         self.sent = 0   # positions already streamed
         self.chunks = 0
-        self.decoding: deque[Future] = deque()
-        self.pool: ThreadPoolExecutor | None = None
 
     def update(self, ev: StepEvent) -> AudioChunk | None:
-        """The oldest chunk decoded by now, if any (after starting this event's own)."""
-        if ev.layout == "audio" and ev.final:
-            self._start(ev.x_t[:, : self.groups].cpu())
-        if self.decoding and self.decoding[0].done():
-            return self.decoding.popleft().result()
-        return None
-
-    def rest(self) -> list[AudioChunk]:
-        """The chunks still being decoded, once they are (the reply is over)."""
-        out = [f.result() for f in self.decoding]
-        self.decoding.clear()
-        return out
-
-    def close(self) -> None:
-        """Stop decoding (the reply ended, or its consumer went away)."""
-        for f in self.decoding:
-            f.cancel()
-        if self.pool is not None:
-            self.pool.shutdown(wait=False)
-
-    def _start(self, rows: torch.Tensor) -> None:
-        self.codes.append(rows)
+        if ev.layout != "audio" or not ev.final:
+            return None
+        self.codes.append(ev.x_t[:, : self.groups].cpu())
         codes = torch.cat(self.codes)
         new = codes[self.sent:]
         if len(new) < self.size:
-            return
+            return None
         start, self.sent = self.sent, len(codes)
         if bool((new == self.silence).all()):
-            return
+            return None
         self.chunks += 1
-        self.pool = self.pool or ThreadPoolExecutor(1, thread_name_prefix="speech-chunks")
-        self.decoding.append(self.pool.submit(self._chunk, codes, start, self.chunks - 1))
-
-    def _chunk(self, codes: torch.Tensor, start: int, index: int) -> AudioChunk:
-        return AudioChunk(self._decode(codes, start), index=index,
+        return AudioChunk(self._decode(codes, start), index=self.chunks - 1,
                           sample_rate=self.tok.config.sample_rate)
 
     def _decode(self, codes: torch.Tensor, start: int) -> np.ndarray:
