@@ -22,7 +22,9 @@ Decisions recorded here:
 - On a CPU the model computes with all cores but one (`cpu_threads`): the web server, the
   page's media and the speech stream's encoder run beside it, and a thread pool as wide as
   the machine stalls on every operation whenever anything else runs (on 2 cores an image
-  reply took 0.8 s on one thread and 17 s on two while one other process was busy).
+  reply took 0.8 s on one thread and 17 s on two while one other process was busy; idle,
+  0.43 s on one and 0.51 s on two). numpy's BLAS (under the speech decoder) gets as many:
+  on 2 cores its second thread spun through 30% more CPU for no shorter speech replies.
 - Speech streams: once a speech block is final its waveform rides on that step's
   `Progress.audio` (`engine.streams`); the whole reply still comes as one `AudioSegment`.
 - `warm_up()` does once, at start, the first-time work of the media decoders (the first
@@ -93,7 +95,10 @@ class OmniEngine:
         if base is not None and not base[0].config.causal:
             raise ValueError(f"{baseline} is not an autoregressive (causal) checkpoint")
         if next(model.parameters()).device.type == "cpu":
+            from threadpoolctl import threadpool_limits
+
             torch.set_num_threads(cpu_threads())
+            threadpool_limits(cpu_threads(), user_api="blas")  # numpy's, under the decoders
         log.info("loaded %s on %s in %.1f s", path_or_hub_id, next(model.parameters()).device,
                  time.perf_counter() - started)
         return cls(model, fmt, name=str(path_or_hub_id), quantization=quantization,
