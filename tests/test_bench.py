@@ -204,3 +204,17 @@ def test_app_accuracy_compares_the_apps_decoding_with_the_exact_one(tmp_path):
     assert {"vqa_acc", "t2i_attr", "vqa_reply_ms"} <= set(r["exact"]) & set(r["app"])
     assert r["app_minus_exact"]["vqa_acc"] == round(r["app"]["vqa_acc"] - r["exact"]["vqa_acc"], 4)
     assert r["app_options"]["settle"] is True and r["app_options"]["image_steps"] == 8
+
+
+def test_reply_profile_splits_each_reply_by_kind_of_work(tmp_path):
+    from bench import reply_profile
+
+    r = reply_profile.main(["--checkpoint", str(tiny_checkpoint(tmp_path / "dfm")),
+                            "--repeats", "1"])
+    assert set(reply_profile.REPLIES) <= set(r)
+    for name in reply_profile.REPLIES:
+        assert r[name]["cpu_s_median"] > 0 and r[name]["forward_passes"] >= 1
+        assert abs(sum(r[name]["shares"].values()) - 1) < 0.01
+        assert "matrix products" in r[name]["shares"]
+    assert reply_profile.group_of("~", "<built-in method torch._C._nn.linear>") == \
+        "matrix products"
