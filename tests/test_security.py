@@ -29,7 +29,8 @@ from tests.page_client import Page
 from tests.server import ROOT, Server
 
 QUICK = json.dumps({"steps": 2, "max_tokens": 16})
-SLOW = json.dumps({"steps": 1024, "max_tokens": 512, "dynamic": False, "confidence": 1.0})
+SLOW = json.dumps({"steps": 1024, "max_tokens": 512, "dynamic": False, "confidence": 1.0,
+                   "settle": False})  # every one of the 1024 steps runs: a reply of minutes
 HTML = b"<!doctype html><html><script>fetch('/steal?'+localStorage.length)</script></html>"
 pytestmark = pytest.mark.slow  # every test here starts the app or the replay command
 
