@@ -8,7 +8,7 @@ from bench import dfm_vs_ar, scale
 from tests.engine_fixtures import tiny_checkpoint
 
 ROW_KEYS = {"mode", "cache", "dynamic", "task", "accuracy", "latency_p50_ms", "latency_p90_ms",
-            "n"}
+            "cpu_p50_ms", "n"}
 
 
 @pytest.mark.slow
@@ -30,11 +30,11 @@ def test_dfm_vs_ar_rows(tmp_path, capsys):
     out = tmp_path / "rows.json"
     dfm_vs_ar.main(["--dfm", str(dfm), "--ar", str(ar), "--n", "2", "--steps", "2",
                     "--tasks", "vqa,t2i", "--json", str(out)])
-    rows = json.loads(out.read_text())
+    rows = json.loads(out.read_text())["rows"]
     assert len(rows) == 4 * 2 and all(set(r) == ROW_KEYS for r in rows)
     assert {(r["mode"], r["cache"], r["dynamic"]) for r in rows} == set(dfm_vs_ar.VARIANTS)
     assert all(0 <= r["accuracy"] <= 1 and r["latency_p90_ms"] >= r["latency_p50_ms"] > 0
-               for r in rows)
+               and 0 < r["cpu_p50_ms"] for r in rows)
     assert "| mode | cache |" in capsys.readouterr().out
 
 
@@ -62,7 +62,7 @@ def test_dfm_vs_ar_runs_the_variants_asked_for(tmp_path):
     out = tmp_path / "rows.json"
     dfm_vs_ar.main(["--dfm", str(dfm), "--ar", str(ar), "--n", "1", "--steps", "1",
                     "--tasks", "vqa", "--variants", "dfm-nocache-dynamic,ar", "--json", str(out)])
-    rows = json.loads(out.read_text())
+    rows = json.loads(out.read_text())["rows"]
     assert [(r["mode"], r["cache"], r["dynamic"]) for r in rows] == [
         ("dfm", False, True), ("ar", True, True)]
     with pytest.raises(SystemExit, match="unknown variant"):
@@ -180,6 +180,7 @@ def test_dfm_vs_ar_compares_speed_and_accuracy_per_task(tmp_path, capsys):
     printed = capsys.readouterr().out
     result = json.loads(printed[printed.index("{"):])
     assert set(result["ar_over_dfm_p50"]) == set(result["dfm_minus_ar_accuracy"]) == {"vqa"}
+    assert set(result["ar_over_dfm_cpu_p50"]) == {"vqa"} and result["ar_over_dfm_cpu_p50"]["vqa"] > 0
     assert result["dfm"] == {"steps": 2, "image_steps": 1, "settle": True}
 
 

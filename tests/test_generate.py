@@ -278,6 +278,7 @@ def test_stats_record_what_the_reply_cost(model):
     wall = time.perf_counter() - started
     s = out.stats
     assert 0 < s.latency_s <= wall - paused
+    assert 0 < s.cpu_s <= s.latency_s + 0.01  # one thread: its CPU time within its wall time
     assert (s.mode, s.layout, s.seed, s.device) == ("dfm", "text", 11, "cpu")
     assert s.tokens == len(out.text_ids) and s.response_positions >= s.tokens
     assert s.prompt_positions == len(prompt().build()) and s.steps >= s.blocks > 0

@@ -38,6 +38,7 @@ class Evaluator:
     def __init__(self, model, fmt, options: DecodeOptions = DecodeOptions(), seed: int = 0):
         self.model, self.fmt, self.options, self.seed = model, fmt, options, seed
         self.latencies: list[float] = []  # seconds per task reply (not the scoring passes)
+        self.cpu_seconds: list[float] = []  # the decoding thread's CPU seconds per reply
         self.progress = True  # a bar per task (off in worker processes)
         # guidance's unconditional prompt, the one condition dropout trained
         self.uncond = fmt.prompt([Turn("user", [text_part(SPECIAL_TOKENS[NULL])])]) \
@@ -80,6 +81,7 @@ class Evaluator:
             ex = make_example(name, seed, family)
             out = self.respond(ex.turns[:-1], i, snr_db)
             self.latencies.append(out.stats.latency_s)
+            self.cpu_seconds.append(out.stats.cpu_s)
             wrong_layout = out.layout != LAYOUT[name]
             kind_ok.append(not wrong_layout)
             if LAYOUT[name] == "image":

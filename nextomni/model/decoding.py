@@ -70,6 +70,8 @@ class DecodeStats:
     response_positions: int = 0   # positions the reply added to the sequence
     guidance_forward_passes: int = 0  # forward passes over the unconditional prompt
     latency_s: float = 0.0        # time spent decoding (not waiting for the consumer)
+    cpu_s: float = 0.0            # the decoding thread's CPU time of it: other work on the
+                                  # machine moves it less than the wall-clock latency
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -78,6 +80,7 @@ class DecodeStats:
     def to_dict(self) -> dict:
         """Plain JSON, as stored with a turn."""
         return {**asdict(self), "latency_s": round(self.latency_s, 4),
+                "cpu_s": round(self.cpu_s, 4),
                 "tokens_per_s": self.tokens_per_s}
 
 

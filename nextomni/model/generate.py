@@ -56,23 +56,26 @@ def iter_generate(model: OmniModel, prompt: SequenceBuilder | Sequence,
     baseline). `layout` fixes text / image / audio; None lets the model choose.
     `uncond_prompt` enables guidance (`options.guidance_for`) of image / audio codes, and
     `reuse` is an earlier turn's `Generated.state` (DFM only: the baseline has neither).
-    The reply's `stats.latency_s` is the time spent decoding, not waiting for the consumer."""
+    The reply's `stats.latency_s` is the time spent decoding, not waiting for the consumer;
+    `stats.cpu_s` the decoding thread's CPU time of it (torch's pool on one thread)."""
     check_layout(layout)
     seq = prompt.build() if isinstance(prompt, SequenceBuilder) else prompt
     if model.config.causal:  # the autoregressive baseline reads token i off state i - 1
         steps = iter_generate_ar(model, seq, options, generator, layout)
     else:
         steps = _iter_dfm(model, seq, options, generator, layout, uncond_prompt, reuse)
-    busy = 0.0
+    busy = cpu = 0.0
     while True:
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.thread_time()
         try:
             event = next(steps)
         except StopIteration as stop:
             out = stop.value
             out.stats.latency_s = busy + time.perf_counter() - started
+            out.stats.cpu_s = cpu + time.thread_time() - started_cpu
             return out
         busy += time.perf_counter() - started
+        cpu += time.thread_time() - started_cpu
         yield event
 
 
