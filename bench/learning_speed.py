@@ -100,7 +100,8 @@ def main(argv=None) -> dict:
     model, fmt = load_checkpoint(cfg.out)
     tasks = [t for t in a.tasks.split(",") if t]
     metrics = evaluate(model, fmt, a.n, a.steps, tasks)
-    row = {"variant": a.variant, "flags": train_flags, "minutes": a.minutes,
+    row = {"variant": a.variant, "flags": train_flags, "tokenizers": str(a.tokenizers),
+           "minutes": a.minutes,
            "threads": a.threads, "bank": a.bank is not None, **trained_on(cfg.work),
            "parameters": model.num_parameters(), "train_wall_s": round(trained_s, 1),
            "eval_wall_s": round(time.monotonic() - began - trained_s, 1),

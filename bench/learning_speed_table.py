@@ -17,13 +17,16 @@ COLUMNS = [("caption_acc", "caption"), ("caption_heldout_acc", "caption held-out
            ("retrieval_r1", "R@1")]
 
 
+DEFAULT_TOKENIZERS = "checkpoints/nano"  # rows written before the field existed used these
+
+
 def table(rows: list[dict]) -> str:
-    head = ["variant", "flags", "CPU min", "steps", "examples", "params"] + [c for _, c in COLUMNS]
+    head = ["variant", "flags", "tokenizers", "CPU min", "steps", "examples", "params"] + [c for _, c in COLUMNS]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for r in rows:
         m = r["metrics"]
         cells = [r["variant"], "`" + " ".join(r["flags"]) + "`" if r["flags"] else "",
-                 f"{r['minutes']:g}", str(r["steps"]), str(r["examples"]),
+                 "`" + r.get("tokenizers", DEFAULT_TOKENIZERS) + "`", f"{r['minutes']:g}", str(r["steps"]), str(r["examples"]),
                  f"{r['parameters'] / 1e6:.1f}M"]
         cells += [f"{100 * m[k]:.0f}%" if k in m else "" for k, _ in COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")

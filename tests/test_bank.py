@@ -101,7 +101,9 @@ def test_learning_speed_harness_trains_a_budget_from_the_bank_and_scores_it(tmp_
         "--batch", "2", "--retrieval-pairs", "3", "--warmup", "2"])
     assert row["variant"] == "tiny" and row["bank"] and row["steps"] >= 1
     assert row["flags"][:2] == ["--stages", "sft"] and row["minutes"] == 0.05
+    assert row["tokenizers"] == str(tmp_path / "tok")  # which codes the run learned on
     assert {"caption_acc", "vqa_heldout_acc", "vqa_heldout_kind", "retrieval_r1"} <= \
         set(row["metrics"])
     assert json.loads(results.read_text().splitlines()[-1]) == row
     assert "| tiny |" in learning_speed_table.main([str(results)])
+    assert f"`{tmp_path / 'tok'}`" in learning_speed_table.main([str(results)])
