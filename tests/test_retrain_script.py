@@ -121,17 +121,25 @@ def test_a_failed_step_stops_the_script_and_keeps_the_shipped_checkpoints(tmp_pa
 def test_the_recipe_command_trains_both_twins_on_one_bank(tmp_path):
     from nextomni.train.config import uses_bf16
 
-    for gpu in ("0", "1"):
-        env = dict(os.environ, DRY_RUN="1", PYTHON=sys.executable, GPU=gpu, WORKERS="4")
+    for gpu, codes in (("0", "local"), ("1", "local"), ("0", "global")):
+        env = dict(os.environ, DRY_RUN="1", PYTHON=sys.executable, GPU=gpu, WORKERS="4",
+                   IMAGE_CODES=codes)
         out = subprocess.run(["bash", "scripts/train_nano_recipe.sh", str(tmp_path / "r")],
                              cwd=ROOT, env=env, capture_output=True, text=True, check=True)
         lines = [shlex.split(line) for line in out.stdout.splitlines() if line.strip()]
+        tok = tmp_path / "r" / "tokenizers" if codes == "local" else Path("checkpoints/nano")
+        if codes == "local":  # a new image tokenizer first, of codes local to their patch
+            first = lines.pop(0)
+            assert first[:3] == [sys.executable, "-m", "nextomni.train.tokenizers"]
+            assert "--local-image-codes" in first and first[first.index("--out") + 1] == str(tok)
+            assert ("--device" in first) == (gpu == "1")
         assert lines[0][:3] == [sys.executable, "-m", "nextomni.data.bank"]
         assert lines[0][lines[0].index("--out") + 1] == str(tmp_path / "r" / "bank")
         dfm, ar = (train_omni.parse_args(line[3:]) for line in lines[1:])
+        assert dfm.tokenizers == ar.tokenizers == tok
         assert not dfm.causal and ar.causal and dfm.bank == ar.bank == tmp_path / "r" / "bank"
         same = ("stages", "pt_steps", "cpt_steps", "sft_steps", "seed", "batch_tokens",
-                "hidden_size", "num_layers", "minutes", "tokenizers")
+                "hidden_size", "num_layers", "minutes", "tokenizers", "lr")
         assert all(getattr(dfm, k) == getattr(ar, k) for k in same)
         assert dfm.init_from is None and dfm.out != ar.out
         assert uses_bf16(dfm, "cuda") and uses_bf16(dfm, "cpu") == (gpu == "1")
