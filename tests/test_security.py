@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from gradio_client import Client, handle_file
+from gradio_client.utils import Status
 from PIL import Image
 
 from sessions.store import SessionStore
@@ -373,8 +374,13 @@ def test_a_request_has_a_time_limit_and_a_client_a_queue_limit(tiny, tmp_path):
             status, error = c.execute("SELECT status, error FROM turns WHERE role = "
                                       "'assistant'").fetchone()
         assert status == "failed" and "limit of 3 s" in error
-        jobs = [client.submit(f"long {i}", None, "", "greedy", SLOW, api_name="/chat")
-                for i in range(5)]
+        jobs = []
+        for i in range(5):  # one after another: each is queued or refused before the next
+            jobs.append(client.submit(f"long {i}", None, "", "greedy", SLOW, api_name="/chat"))
+            until = time.monotonic() + 2
+            while (jobs[-1].status().code in (Status.STARTING, Status.JOINING_QUEUE)
+                   and not jobs[-1].done() and time.monotonic() < until):
+                time.sleep(0.02)
         refused = []
         for j in jobs:
             try:

@@ -7,6 +7,10 @@ already has `per_client` requests waiting or running in the model's concurrency 
 refusal is a Gradio validation message, shown on the page and raised by gradio_client. A
 client is the logged-in user, or else the connection (a browser tab, a gradio_client
 `Client`). The wall-time limit of one request is `ui.turns.ChatRunner`'s.
+
+Known gap: the count is read from the queue, and a request joins it only after its validation,
+so requests of one client sent at the same instant (none yet queued) can each pass; the limit
+holds for requests sent one after another, which is what a page sends.
 """
 
 from __future__ import annotations
