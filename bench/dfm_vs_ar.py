@@ -15,8 +15,8 @@ minus AR's (`dfm_minus_ar_accuracy`).
 Rows: {"mode", "cache", "dynamic", "task", "accuracy", "latency_p50_ms", "latency_p90_ms",
 "cpu_p50_ms", "n"}; `--json` writes the whole result.
 Latency is the decoder's own time on one thread (`DecodeStats.latency_s`), and its CPU time
-(`cpu_s`: what other work on the machine moves least; `ar_over_dfm_cpu_p50` compares it). Without an AR
-checkpoint the AR rows are left out and the output says so.
+(`cpu_s`: what other work on the machine moves least; `ar_over_dfm_cpu_p50` compares it).
+Without an AR checkpoint the AR rows are left out and the output says so.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 RESULTS = Path("bench/results/learning-speed/runs.jsonl")
+TOKENIZERS = Path("checkpoints/nano")  # the shipped ones; rows before the field used these
 
 
 def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -46,7 +47,7 @@ def parse(argv=None):
     p.add_argument("--n", type=int, default=100, help="held-out items per task")
     p.add_argument("--steps", type=int, default=16, help="DFM sampling steps in the eval")
     p.add_argument("--bank", type=Path, default=None, help="example bank to train from")
-    p.add_argument("--tokenizers", type=Path, default=Path("checkpoints/nano"),
+    p.add_argument("--tokenizers", type=Path, default=TOKENIZERS,
                    help="tokenizers of the run (a folder holding them)")
     p.add_argument("--runs", type=Path, default=Path("runs/learning-speed"))
     p.add_argument("--results", type=Path, default=RESULTS)
@@ -101,8 +102,7 @@ def main(argv=None) -> dict:
     tasks = [t for t in a.tasks.split(",") if t]
     metrics = evaluate(model, fmt, a.n, a.steps, tasks)
     row = {"variant": a.variant, "flags": train_flags, "tokenizers": str(a.tokenizers),
-           "minutes": a.minutes,
-           "threads": a.threads, "bank": a.bank is not None, **trained_on(cfg.work),
+           "minutes": a.minutes, "threads": a.threads, "bank": a.bank is not None, **trained_on(cfg.work),
            "parameters": model.num_parameters(), "train_wall_s": round(trained_s, 1),
            "eval_wall_s": round(time.monotonic() - began - trained_s, 1),
            "metrics": metrics, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}

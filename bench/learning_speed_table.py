@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from bench.learning_speed import RESULTS
+from bench.learning_speed import RESULTS, TOKENIZERS
 
 COLUMNS = [("caption_acc", "caption"), ("caption_heldout_acc", "caption held-out"),
            ("vqa_acc", "VQA"), ("vqa_heldout_acc", "VQA held-out"),
@@ -17,17 +17,15 @@ COLUMNS = [("caption_acc", "caption"), ("caption_heldout_acc", "caption held-out
            ("retrieval_r1", "R@1")]
 
 
-DEFAULT_TOKENIZERS = "checkpoints/nano"  # rows written before the field existed used these
-
-
 def table(rows: list[dict]) -> str:
-    head = ["variant", "flags", "tokenizers", "CPU min", "steps", "examples", "params"] + [c for _, c in COLUMNS]
+    head = ["variant", "flags", "tokenizers", "CPU min", "steps", "examples", "params"]
+    head += [c for _, c in COLUMNS]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for r in rows:
         m = r["metrics"]
         cells = [r["variant"], "`" + " ".join(r["flags"]) + "`" if r["flags"] else "",
-                 "`" + r.get("tokenizers", DEFAULT_TOKENIZERS) + "`", f"{r['minutes']:g}", str(r["steps"]), str(r["examples"]),
-                 f"{r['parameters'] / 1e6:.1f}M"]
+                 f"`{r.get('tokenizers', TOKENIZERS)}`", f"{r['minutes']:g}", str(r["steps"]),
+                 str(r["examples"]), f"{r['parameters'] / 1e6:.1f}M"]
         cells += [f"{100 * m[k]:.0f}%" if k in m else "" for k, _ in COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
