@@ -14,7 +14,7 @@ from nextomni.model.generate import generate, iter_generate
 from nextomni.model.graphs import StaticCache
 from nextomni.model.layout import NOT_A_WORD, decide_layout, trim_silence
 from nextomni.model.sequence import SequenceBuilder
-from nextomni.tokenizers.special import AUDIO_START, IMAGE_START, SPECIAL_TOKENS
+from nextomni.tokenizers.special import AUDIO_START, EOS, IMAGE_START, PAD, SPECIAL_TOKENS
 from tests.test_model import TINY
 
 
@@ -242,13 +242,13 @@ def test_a_chosen_layout_overrides_the_models_choice(model, causal):
 def test_decide_layout_samples_only_what_is_left_to_the_model():
     asked = []
 
-    def first_token(banned):
+    def opening(banned):
         asked.append(banned)
         yield "a step"
-        return AUDIO_START
+        return [AUDIO_START, 30, 31]
 
     def decide(layout):
-        gen = decide_layout(layout, first_token)
+        gen = decide_layout(layout, opening, 3)
         events = []
         while True:
             try:
@@ -256,11 +256,32 @@ def test_decide_layout_samples_only_what_is_left_to_the_model():
             except StopIteration as stop:
                 return stop.value, events
 
-    assert decide(None) == (("audio", AUDIO_START), ["a step"]) and asked.pop() == ()
-    assert decide("text") == (("text", AUDIO_START), ["a step"]) and asked.pop() == NOT_A_WORD
-    assert decide("image") == (("image", IMAGE_START), []) and not asked
+    # a marker opens its block with <pad> beside it, as training wrote it
+    assert decide(None) == (("audio", [AUDIO_START, PAD, PAD]), ["a step"])
+    assert asked.pop() == ()
+    assert decide("text") == (("text", [AUDIO_START, 30, 31]), ["a step"])
+    assert asked.pop() == NOT_A_WORD
+    assert decide("image") == (("image", [IMAGE_START, PAD, PAD]), []) and not asked
     with pytest.raises(ValueError, match="unknown layout 'video'"):
         decide("video")
+
+
+def test_a_short_answer_ends_in_the_opening_block(model):
+    """With an opening block of a whole block, a one-word answer is decoded in one forward
+    pass (the prompt with it); with the layout token alone it takes two."""
+    ends = preferring(model, EOS)  # <eos> everywhere; banned at position 0 of a text reply
+    opts = DecodeOptions(steps=4, confidence=0.0)  # every block stops after its first step
+
+    def reply(config):
+        m = copy.deepcopy(ends)
+        m.config = config
+        return generate(m, prompt(), opts, torch.Generator().manual_seed(0), layout="text")
+
+    alone, opened = reply(TINY), reply(replace(TINY, opening_block=TINY.block_size))
+    assert len(alone.text_ids) == len(opened.text_ids) == 1
+    assert alone.text_ids[0] >= len(SPECIAL_TOKENS)  # a word, never a marker
+    assert (alone.stats.forward_passes, opened.stats.forward_passes) == (2, 1)
+    assert opened.stats.response_positions == TINY.block_size
 
 
 def test_stats_record_what_the_reply_cost(model):

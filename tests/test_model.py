@@ -1,5 +1,6 @@
 """OmniModel at a tiny random size: training mechanics, save/load, attention, quantization."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,20 @@ def test_response_blocks():
     assert audio[0].ids[0][0] == AUDIO_START and [len(b) for b in audio[1:-1]] == [4, 4, 4]
     silence = list(TINY.audio_silence)
     assert all(row[:3] == silence for row in audio[-2].ids)  # one whole silent block
+
+
+def test_an_opening_block_holds_the_start_of_the_text():
+    from nextomni.tokenizers.special import AUDIO_START, EOS, IMAGE_START, PAD
+
+    wide = replace(TINY, opening_block=TINY.block_size)
+    short = response_blocks(wide, "text", [10])  # one word: the whole reply in one block
+    assert [[r[0] for r in b.ids] for b in short] == [[10, EOS, PAD, PAD]]
+    text = response_blocks(wide, "text", list(range(10, 16)))
+    assert [[r[0] for r in b.ids] for b in text] == [[10, 11, 12, 13], [14, 15, EOS, PAD]]
+    for kind, value, marker in (("image", torch.zeros(16, 2, dtype=torch.long), IMAGE_START),
+                                ("audio", torch.ones(5, 3, dtype=torch.long), AUDIO_START)):
+        first = response_blocks(wide, kind, value)[0]
+        assert [r[0] for r in first.ids] == [marker, PAD, PAD, PAD] and not first.fixed
 
 
 def test_tiny_model_trains_and_loss_drops():

@@ -79,7 +79,7 @@ def test_tiny_pipeline_trains_exports_and_evaluates(tmp_path, monkeypatch):
     cfg = replace(OmniTrainConfig(), out=out, work=tmp_path / "work", hidden_size=32,
                   num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64,
                   pt_steps=2, cpt_steps=2, sft_steps=2, batch=3, retrieval_pairs=2,
-                  save_every=3, max_len=2000)
+                  save_every=3, max_len=2000, opening_block=16)
     train(cfg)
     assert (out / "config.json").exists() and (out / "backbone" / "config.json").exists()
     log = (cfg.work / "log.jsonl").read_text().splitlines()
@@ -88,6 +88,7 @@ def test_tiny_pipeline_trains_exports_and_evaluates(tmp_path, monkeypatch):
     train(cfg)
     model, fmt = load_checkpoint(out)
     assert model.config.hidden_size == 32 and model.config.image_codebook_size == 16
+    assert model.config.opening_block == 16  # replies open with a whole block, as trained
     result = evaluate(model, fmt, n=1, steps=2, tasks=["caption", "vqa", "t2i", "tts"])
     assert set(result) >= {"caption_acc", "vqa_acc", "t2i_acc", "tts_wer", "tts_wer_probe",
                            "retrieval_r1"}
@@ -214,7 +215,8 @@ def test_causal_baseline_trains_links_tokenizers_and_decodes(tmp_path):
     cfg = replace(OmniTrainConfig(), out=out, work=tmp_path / "work", hidden_size=32,
                   num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64,
                   pt_steps=2, cpt_steps=0, sft_steps=2, batch=3, retrieval_pairs=2,
-                  save_every=10, max_len=2000, causal=True, tokenizers=toks)
+                  save_every=10, max_len=2000, causal=True, tokenizers=toks,
+                  opening_block=16)
     before = (toks / "image_tokenizer" / "model.safetensors").read_bytes() \
         if (toks / "image_tokenizer" / "model.safetensors").exists() else None
     train(cfg)
@@ -222,7 +224,7 @@ def test_causal_baseline_trains_links_tokenizers_and_decodes(tmp_path):
     if before is not None:
         assert (toks / "image_tokenizer" / "model.safetensors").read_bytes() == before
     model, fmt = load_checkpoint(out)
-    assert model.config.causal
+    assert model.config.causal and model.config.opening_block == 1  # token by token anyway
     engine = OmniEngine(model, fmt, baseline=(model, fmt))
     events = list(engine.chat([Message("user", ["say 'yes'"])],
                               Settings(mode="ar", max_tokens=8)))

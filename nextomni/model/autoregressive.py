@@ -77,11 +77,12 @@ class NextToken:
         self.stats.blocks += 1
         return row
 
-    def first_token(self, banned: tuple[int, ...] = ()) -> Gen[StepEvent, None, int]:
-        """The reply's layout position, streamed, not yet pushed."""
+    def opening(self, banned: tuple[int, ...] = ()) -> Gen[StepEvent, None, list[int]]:
+        """The reply's layout position (the baseline's opening is that token alone),
+        streamed, not yet pushed."""
         row = self.next(TEXT, banned)
         yield _event(row, "text", 0)
-        return int(row[0])
+        return [int(row[0])]
 
     def push(self, row: Tensor, kind: int, mpos: int = 0) -> None:
         part = {"ids": row.reshape(1, 1, -1).to(self.device),
@@ -106,7 +107,7 @@ def iter_generate_ar(model: OmniModel, prompt: SequenceBuilder | Sequence,
     prompt = prompt.build() if isinstance(prompt, SequenceBuilder) else prompt
     dec = NextToken(model, prompt, options, generator)
     c = model.config
-    layout, tok = yield from decide_layout(layout, dec.first_token)
+    layout, (tok,) = yield from decide_layout(layout, dec.opening)
     first = torch.zeros(c.max_groups, dtype=torch.long)
     first[0] = tok
     text_ids, image, audio = [], None, None

@@ -44,6 +44,12 @@ class OmniConfig:
     text_metric_dim: int = 128  # fixed embedding table that defines the text DFM metric
     # generation
     block_size: int = 16
+    # positions of a reply's opening block, whose first token says what the reply is (the
+    # first word, <|image_start|> or <|audio_start|>): 1, that token alone (the checkpoints
+    # trained before this field), or up to `block_size`, the token opening a block of text, so
+    # a short answer is one block and the layout costs no forward pass of its own. The causal
+    # baseline reads token by token and keeps 1.
+    opening_block: int = 1
     path_c: float = 3.0
     path_a: float = 0.9
     # the path of text replies: "metric" (metric-induced over `text_metric`, the published

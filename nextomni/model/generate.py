@@ -3,7 +3,9 @@
 A reply is laid out as training taught it (`sequence.response_blocks`):
 
     1. position 0 says what the reply is (`layout`): `<|image_start|>`, `<|audio_start|>`
-       or the first word of a text reply; the model's choice unless the caller fixes it;
+       or the first word of a text reply; the model's choice unless the caller fixes it. It
+       opens the opening block (`OmniConfig.opening_block` positions), which holds the start
+       of a text reply, so a short answer ends in it;
     2. text grows by blocks until a block holds `<eos>`; an image is one block of grid^2
        positions; speech grows by blocks until a block is silent;
     3. closing markers (`<|image_end|>` / `<|audio_end|>`, `<eos>`) are written, not sampled.
@@ -86,8 +88,8 @@ def _iter_dfm(model: OmniModel, seq: Sequence, options: DecodeOptions,
               reuse: PromptCache | None) -> Gen[StepEvent, None, Generated]:
     dec = BlockDecoder(model, seq, options, generator, reuse=reuse)
     c = model.config
-    layout, first = yield from decide_layout(layout, dec.first_token)
-    dec.write(text_block(c, [first]))
+    layout, opening = yield from decide_layout(layout, dec.opening, c.opening_block)
+    dec.write(text_block(c, opening))
     scale = options.guidance_for(layout)
     if uncond_prompt is not None and scale > 0:
         # guidance is for codes: the unconditional decoder starts once the reply is known
@@ -95,11 +97,11 @@ def _iter_dfm(model: OmniModel, seq: Sequence, options: DecodeOptions,
         if isinstance(uncond_prompt, SequenceBuilder):
             uncond_prompt = uncond_prompt.build()
         uncond = BlockDecoder(model, uncond_prompt, options, generator)
-        uncond.write(text_block(c, [first]))
+        uncond.write(text_block(c, opening))
         dec.guide(uncond, scale)
     text_ids, image, audio = [], None, None
     if layout == "text":
-        text_ids = yield from _decode_text(dec, [first], options)
+        text_ids = yield from _decode_text(dec, opening, options)
     elif layout == "image":
         blank = torch.zeros(c.image_positions, c.image_groups, dtype=torch.long)
         image = yield from dec.steps_of(code_block(c, blank, IMAGE), "image", 1,
@@ -117,10 +119,12 @@ def _iter_dfm(model: OmniModel, seq: Sequence, options: DecodeOptions,
 
 
 def _decode_text(dec: BlockDecoder, text_ids: list[int], options: DecodeOptions):
-    """Text blocks until one holds `<eos>` (dynamic), or a fixed number of them."""
+    """Text blocks after the opening one (`text_ids`) until one holds `<eos>` (dynamic), or
+    a fixed number of them."""
     c = dec.model.config
-    if text_ids and text_ids[0] == EOS:
-        return []
+    text_ids = list(text_ids)
+    if EOS in text_ids:
+        return text_ids[: text_ids.index(EOS)]
     size = options.block_size or c.block_size
     limit = options.max_text_blocks if options.dynamic else options.fixed_blocks
     for i in range(limit):

@@ -16,8 +16,9 @@ response block once it is decoded.
 Chat layout (Qwen style):
     <|im_start|>user\n  parts  <|im_end|>\n<|im_start|>assistant\n  RESPONSE
 Response blocks (see `response_blocks`):
-    block 0   one position: the first text token, <|image_start|> or <|audio_start|> (it tells
-              the engine what kind of reply to lay out)
+    block 0   the opening block, `opening_block` positions: the first text token,
+              <|image_start|> or <|audio_start|> (it tells the engine what kind of reply to
+              lay out); after it, the start of the text (<eos>, <pad> once it ends) or <pad>
     text      the rest of the text, <eos>, then <pad> to full blocks of `block_size`
     image     all grid^2 image positions as one block; then <|image_end|> <eos> <pad>...
     audio     blocks of `block_size` audio positions: the speech, silence to a full block and
@@ -214,27 +215,32 @@ def closing_block(config: OmniConfig, marker: int) -> Block:
 def response_blocks(config: OmniConfig, kind: str, value) -> list[Block]:
     """The blocks of a response holding text (token ids), an image (codes [grid^2, G]) or
     speech (codes [P, G])."""
-    b = config.block_size
+    b, k = config.block_size, config.opening_block
     if kind == "text":
         tokens = list(value) + [EOS]
-        rest = tokens[1:]
+        head, rest = tokens[:k], tokens[k:]
         rest += [PAD] * ((-len(rest)) % b)
-        return [text_block(config, tokens[:1])] + [
+        return [opening_block(config, head)] + [
             text_block(config, rest[i:i + b]) for i in range(0, len(rest), b)]
     if kind == "image":
         if len(value) != config.image_positions:
             raise ValueError(f"an image has {config.image_positions} positions, got {len(value)}")
-        return [text_block(config, [IMAGE_START]), code_block(config, value, IMAGE),
+        return [opening_block(config, [IMAGE_START]), code_block(config, value, IMAGE),
                 closing_block(config, IMAGE_END)]
     if kind == "audio":
         codes = torch.as_tensor(value)
         silence = torch.tensor(config.audio_silence, dtype=codes.dtype)
         extra = (-len(codes)) % b + b  # fill the last block, then one silent block
         codes = torch.cat([codes, silence.expand(extra, -1)])
-        blocks = [text_block(config, [AUDIO_START])]
+        blocks = [opening_block(config, [AUDIO_START])]
         blocks += [code_block(config, codes[i:i + b], AUDIO, i) for i in range(0, len(codes), b)]
         return blocks + [closing_block(config, AUDIO_END)]
     raise ValueError(f"a response holds text, an image or audio, not {kind!r}")
+
+
+def opening_block(config: OmniConfig, ids: list[int], fixed: bool = False) -> Block:
+    """A reply's first block: `ids` padded with <pad> to `opening_block` positions."""
+    return text_block(config, list(ids) + [PAD] * (config.opening_block - len(ids)), fixed)
 
 
 def pick_target(blocks: list[Block], rng) -> int:

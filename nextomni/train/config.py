@@ -30,6 +30,10 @@ class OmniTrainConfig:
     num_kv_heads: int = opt(4, "key/value heads (grouped-query attention)")
     intermediate_size: int = opt(768, "MLP width")
     block_size: int = opt(16, "reply block size (positions)")
+    opening_block: int = opt(1, "DFM: positions of a reply's opening block, whose first token "
+                             "says what the reply is: 1 (that token alone) up to --block-size "
+                             "(the start of the text beside it: a short answer is one block); "
+                             "the causal baseline keeps 1")
     text_path: str = opt("metric", "DFM path of text replies: metric (the metric-induced "
                          "path over text embeddings) or masked (a mixture path from <|null|>)",
                          choices=("metric", "masked"))
@@ -156,6 +160,8 @@ def parse_args(argv=None, description: str = "") -> OmniTrainConfig:
 def check(cfg: OmniTrainConfig) -> list[str]:
     """What is wrong with `cfg`, in words (empty when nothing is)."""
     problems = []
+    if not 1 <= cfg.opening_block <= cfg.block_size:
+        problems.append("--opening-block is between 1 and --block-size")
     if cfg.code_time_power <= 0:
         problems.append("--code-time-power must be > 0")
     if cfg.threads is not None and cfg.threads < 1:

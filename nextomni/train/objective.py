@@ -10,6 +10,7 @@ over the whole reply and keeps the retrieval term.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import numpy as np
@@ -39,7 +40,8 @@ def build_model(cfg: OmniTrainConfig, tok: Tokenizers) -> OmniModel:
         tok.text, tok.image, tok.audio, silence=silence_code(tok.audio),
         hidden_size=cfg.hidden_size, num_layers=cfg.num_layers, num_heads=cfg.num_heads,
         num_kv_heads=cfg.num_kv_heads, intermediate_size=cfg.intermediate_size,
-        block_size=cfg.block_size, causal=cfg.causal, text_path=cfg.text_path)
+        block_size=cfg.block_size, causal=cfg.causal, text_path=cfg.text_path,
+        opening_block=1 if cfg.causal else cfg.opening_block)
     model = OmniModel(config)
     with torch.no_grad():  # frozen metric spaces / projector inputs from the tokenizers
         model.image_codebook.copy_(tok.image.vq.codebook)
@@ -134,6 +136,10 @@ def warm_start(cfg: OmniTrainConfig, tok: Tokenizers | None = None) -> OmniModel
         raise ValueError(f"{cfg.init_from} holds a {kind} model; "
                          f"{'add' if model.config.causal else 'drop'} --causal "
                          "or start from a matching checkpoint")
+    if not cfg.causal and model.config.opening_block != cfg.opening_block:
+        log.info("replies open with a block of %d positions (%s was trained with %d)",
+                 cfg.opening_block, cfg.init_from, model.config.opening_block)
+        model.config = dataclasses.replace(model.config, opening_block=cfg.opening_block)
     if tok is not None:
         with torch.no_grad():
             for name, codebook in (("image", tok.image.vq.codebook),
