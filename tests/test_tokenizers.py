@@ -218,3 +218,25 @@ def test_nano_audio_tokenizer_keeps_speech_intelligible():
     result = audio_metrics(tok, text_tok, n=12)
     assert result["audio_wer_original"] <= 0.15
     assert result["audio_wer_reconstructed"] <= 0.2
+
+
+def test_larger_patches_give_a_coarser_grid():
+    """`--image-patch 16`: a 64-pixel picture in a 4x4 grid, a quarter of the positions,
+    encoded and decoded at full size; the model's config takes the grid from it."""
+    from dataclasses import replace
+
+    from nextomni.model.config import OmniConfig
+    from nextomni.tokenizers import AudioTokenizer, AudioTokenizerConfig
+    from nextomni.train.tokenizers import parse_args
+
+    assert parse_args(["--image-patch", "16"])[0].image_patch == 16
+    assert parse_args([])[0].image_patch == 8
+    torch.manual_seed(0)
+    coarse = ImageTokenizer(replace(TINY_IMAGE, patch=16)).eval()
+    imgs = np.stack([render(random_scene(s)) for s in range(2)])
+    codes = coarse.encode(imgs)
+    assert codes.shape == (2, 16, TINY_IMAGE.groups)
+    assert coarse.decode(codes).shape == (2, 64, 64, 3)
+    audio = AudioTokenizer(AudioTokenizerConfig(channels=16, codebook_size=8, code_dim=4))
+    text = type("Text", (), {"vocab_size": 40})()
+    assert OmniConfig.for_tokenizers(text, coarse, audio).image_positions == 16

@@ -51,6 +51,7 @@ class TrainConfig:
     image_batch: int = 32
     image_lr: float = 2e-3
     image_local: bool = False  # local image codes (ImageTokenizerConfig.local_encoder)
+    image_patch: int = 8  # pixels per grid position (16: a 4x4 grid, a quarter the positions)
     audio_steps: int = 3000
     audio_batch: int = 16
     audio_lr: float = 1.5e-3
@@ -156,7 +157,8 @@ def train_image(cfg: TrainConfig, text_tok: TextTokenizer) -> ImageTokenizer:
 
     torch.manual_seed(cfg.seed)
     model = ImageTokenizer(ImageTokenizerConfig(text_vocab_size=text_tok.vocab_size,
-                                                local_encoder=cfg.image_local)).to(cfg.device)
+                                                local_encoder=cfg.image_local,
+                                                patch=cfg.image_patch)).to(cfg.device)
 
     def losses(rng) -> dict[str, torch.Tensor]:
         images, captions, regions = image_batch(rng, cfg.image_batch, text_tok)
@@ -320,6 +322,9 @@ def parse_args(argv=None) -> tuple[TrainConfig, set[str]]:
     p.add_argument("--local-image-codes", action="store_true",
                    help="image codes that depend on their own patch only (see "
                    "ImageTokenizerConfig.local_encoder)")
+    p.add_argument("--image-patch", type=int, default=d.image_patch, choices=(4, 8, 16, 32),
+                   help="pixels per image position along each axis (8: an 8x8 grid of a 64-"
+                   "pixel picture; 16: 4x4, fewer positions per picture)")
     a = p.parse_args(argv)
     parts = {x.strip() for x in a.only.split(",") if x.strip()}
     unknown = parts - {"text", "image", "audio"}
@@ -328,7 +333,7 @@ def parse_args(argv=None) -> tuple[TrainConfig, set[str]]:
     cfg = replace(d, out=a.out, work=a.work, device=a.device, seed=a.seed,
                   image_steps=a.image_steps, audio_steps=a.audio_steps,
                   audio_utterances=a.audio_utterances, eval_every=a.eval_every,
-                  image_local=a.local_image_codes)
+                  image_local=a.local_image_codes, image_patch=a.image_patch)
     return cfg, parts
 
 
