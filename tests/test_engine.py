@@ -107,6 +107,18 @@ def test_fixed_length_fills_the_canvas_and_guidance_leaves_text_alone(engine):
         [(e.block, e.step) for e in plain if isinstance(e, Progress)]
 
 
+def test_max_tokens_counts_the_text_of_the_opening_block(engine):
+    """The longest text reply is `max_tokens`: the opening block's text, then whole blocks
+    (the baseline counts every token, its first included)."""
+    from dataclasses import replace as with_
+
+    c = engine.model.config
+    blocks = {k: engine.options(Settings(max_tokens=48), with_(c, opening_block=k)).max_text_blocks
+              for k in (1, c.block_size)}
+    assert blocks == {1: 3, c.block_size: 2}  # 1 + 2 * 16 < 48 <= 1 + 3 * 16; 16 + 2 * 16 = 48
+    assert engine.options(Settings(max_tokens=48, mode="ar"), c).max_text_blocks == 48
+
+
 @pytest.mark.parametrize("bad, name", [
     (dict(steps=-1), "steps"), (dict(steps=0), "steps"), (dict(max_tokens=10**7), "max_tokens"),
     (dict(guidance=-2), "guidance"), (dict(mode="beam"), "mode"), (dict(block_size=0), "block_size"),

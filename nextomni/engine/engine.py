@@ -131,7 +131,7 @@ class OmniEngine:
         turns = to_turns(messages)
         model, fmt = self._pick(settings.mode)
         options = self.options(settings, model.config)
-        prompt = self._fit(fmt, turns, options)
+        prompt = self._fit(fmt, turns, options, settings.max_tokens)
         uncond = fmt.prompt([Turn("user", [Part("text", NULL_PROMPT)])]) \
             if options.guided else None
         return self._run(model, fmt, prompt, uncond, options, settings, session)
@@ -184,10 +184,12 @@ class OmniEngine:
     def options(self, s: Settings, config) -> DecodeOptions:
         if s.mode == "ar":  # next-token decoding: one-token blocks, one step each
             size, steps, image_steps, confidence = 1, 1, 1, 1.0
+            opening = 0  # the baseline counts its first token among the blocks' tokens
         else:
             size, steps, image_steps = s.block_size or config.block_size, s.steps, s.image_steps
             confidence = s.confidence
-        text_blocks = math.ceil(s.max_tokens / size)
+            opening = config.opening_block  # text the opening block holds, before the blocks
+        text_blocks = math.ceil(max(0, s.max_tokens - opening) / size)
         audio_blocks = math.ceil(2 * s.max_tokens / size)
         return DecodeOptions(steps=steps, image_steps=image_steps, temperature=s.temperature,
                              confidence=confidence, settle=s.settle,
@@ -204,7 +206,7 @@ class OmniEngine:
             return self.baseline
         return self.model, self.fmt
 
-    def _fit(self, fmt, turns: list[Turn], options: DecodeOptions):
+    def _fit(self, fmt, turns: list[Turn], options: DecodeOptions, max_tokens: int):
         """The prompt, leaving out the oldest turns when the conversation outgrows the model."""
         c = fmt.config
         size = options.block_size or c.block_size
@@ -212,7 +214,7 @@ class OmniEngine:
                    c.image_positions) + 2 * size + 8
         limit = c.max_positions - room
         if limit < 64:
-            raise SettingsError(f"max_tokens={options.max_text_blocks * size} asks for a longer "
+            raise SettingsError(f"max_tokens={max_tokens} asks for a longer "
                                 f"reply than this model's {c.max_positions} positions allow")
         system = [t for t in turns[:1] if t.role == "system"]
         rest = turns[len(system):]
