@@ -10,7 +10,9 @@ a freshly initialised model of the nano shape (a step's cost does not depend on 
 Seconds per step are split into forward, backward and optimizer (the device synchronised
 after each), and one profiled step counts the operators dispatched and, on a GPU, the
 kernels launched: a small model's step on a GPU is bound by launching them, not by
-arithmetic, and a larger batch then costs little more per step.
+arithmetic, and a larger batch then costs little more per step. `--compile` measures the same
+steps with the backbone under `torch.compile` (dynamic shapes: every batch has its own
+length); its compilation is in `compile_s`, outside the timed steps.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ def main(argv=None) -> dict:
     p.add_argument("--batch-tokens", type=int, default=4096)
     p.add_argument("--causal", action="store_true", help="the autoregressive baseline's step")
     p.add_argument("--no-bf16", action="store_true")
+    p.add_argument("--compile", action="store_true",
+                   help="the backbone under torch.compile (dynamic shapes)")
     p.add_argument("--json", type=Path)
     a = p.parse_args(argv)
     if a.steps < 1:
@@ -67,6 +71,8 @@ def main(argv=None) -> dict:
     tok = load_tokenizers(a.checkpoint)
     objective, trainable, opt = build_objective(cfg, tok)
     objective.to(device).placed(device)
+    if a.compile:
+        objective.model.backbone = torch.compile(objective.model.backbone, dynamic=True)
     fmt = ChatFormatter(objective.model.config, load_tokenizers(a.checkpoint))
     rng = np.random.default_rng(cfg.seed)
     batches = [prepare_inputs(fmt, a.stage, rng, cfg) for _ in range(a.steps + 2)]
@@ -93,7 +99,9 @@ def main(argv=None) -> dict:
         lap("optimizer")
 
     objective.train()
-    step(batches[0])  # warm-up: allocator, kernels' first launches
+    began = time.perf_counter()
+    step(batches[0])  # warm-up: allocator, kernels' first launches (and compilation)
+    compile_s = time.perf_counter() - began
     activities = [torch.profiler.ProfilerActivity.CPU]
     if device.type == "cuda":
         activities.append(torch.profiler.ProfilerActivity.CUDA)
@@ -118,6 +126,7 @@ def main(argv=None) -> dict:
     result = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(), "causal": a.causal, "stage": a.stage,
+        "compiled": a.compile, "compile_s": significant(compile_s) if a.compile else None,
         "batch": a.batch, "batch_tokens": a.batch_tokens, "steps": a.steps,
         "examples_per_step": significant(examples),
         "seconds_per_step": significant(per_step),

@@ -96,6 +96,7 @@ def test_train_step_reports_its_parts_and_operator_count(tmp_path, causal):
                          "--batch-tokens", "800", "--no-bf16", "--json", str(out)]
                         + (["--causal"] if causal else []))
     assert r["device"] == "cpu" and r["gpu_kernels_per_step"] is None and r["causal"] == causal
+    assert r["compiled"] is False and r["compile_s"] is None
     assert 1 <= r["examples_per_step"] <= 2
     parts = r["synchronised_parts_s"]
     assert set(parts) == {"forward", "backward", "optimizer"}
