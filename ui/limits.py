@@ -8,21 +8,14 @@ refusal is a Gradio validation message, shown on the page and raised by gradio_c
 client is the logged-in user, or else the connection (a browser tab, a gradio_client
 `Client`). The wall-time limit of one request is `ui.turns.ChatRunner`'s.
 
-A request joins the queue only after its validation, so requests of one client sent at the
-same instant would all find none of theirs queued yet. Each admission is therefore also
-remembered for a moment (`GRACE_S`): a client's count is what the queue holds, or what it was
-last admitted to hold if that was a moment ago and the queue has not caught up. A request
-admitted but never queued (the queue full) holds its place for that moment only.
+Known gap: the count is read from the queue, and a request joins it only after its validation,
+so requests of one client sent at the same instant (none yet queued) can each pass; the limit
+holds for requests sent one after another, which is what a page sends.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-
 import gradio as gr
-
-GRACE_S = 2.0  # how long an admission counts before the queue shows it
 
 
 def client_key(username: str | None, session_hash: str | None) -> str:
@@ -35,8 +28,6 @@ class ClientQueueLimit:
             raise ValueError(f"the queue limit per client must be at least 1, not {per_client}")
         self.per_client, self.concurrency_id = per_client, concurrency_id
         self.demo = None
-        self._admitted: dict[str, tuple[int, float]] = {}  # key: (count it made, when)
-        self._lock = threading.Lock()  # validations of one client may run at once
 
     def install(self, demo: gr.Blocks) -> int:
         """Check every event of the model's concurrency group before it is queued (Gradio's
@@ -66,18 +57,10 @@ class ClientQueueLimit:
         place in the queue."""
         key = client_key(getattr(request, "username", None),
                          getattr(request, "session_hash", None))
+        held = self.held(key)
         ok = [gr.validate(True, "") for _ in values]
-        with self._lock:
-            held, now = self.held(key), time.monotonic()
-            made, when = self._admitted.get(key, (0, 0.0))
-            if now - when < GRACE_S:  # admitted a moment ago: perhaps not queued yet
-                held = max(held, made)
-            if held < self.per_client:
-                self._admitted[key] = (held + 1, now)
-                if len(self._admitted) > 1024:  # forget the clients of moments ago
-                    self._admitted = {k: v for k, v in self._admitted.items()
-                                      if now - v[1] < GRACE_S}
-                return ok
+        if held < self.per_client:
+            return ok
         return [gr.validate(False, f"you already have {held} request(s) waiting or running "
                                    f"(at most {self.per_client} at a time); wait for one to "
                                    "finish, then send this again")] + ok[1:]
