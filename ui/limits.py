@@ -10,7 +10,11 @@ client is the logged-in user, or else the connection (a browser tab, a gradio_cl
 
 Known gap: the count is read from the queue, and a request joins it only after its validation,
 so requests of one client sent at the same instant (none yet queued) can each pass; the limit
-holds for requests sent one after another, which is what a page sends.
+holds for requests sent one after another, which is what a page sends. Counting each admission
+for a moment after it (until the queue would show it) closes the gap but refuses a fast
+client's next turns: a reply that ends within that moment is never seen in the queue, so its
+admission still counts (tried; the eight-client server test caught it). A fix needs the
+request's end, from the event's own function, not from the queue.
 """
 
 from __future__ import annotations
