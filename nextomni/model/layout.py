@@ -46,12 +46,17 @@ def decide_layout(layout: str | None, opening: Opening, size: int = 1
     the block as the reply's first."""
     check_layout(layout)
     if layout in OPENING:
-        return layout, [OPENING[layout]] + [PAD] * (size - 1)
+        return layout, _media_opening(layout, size)
     ids = yield from opening(NOT_A_WORD if layout == "text" else ())
     chosen = layout or layout_of(ids[0])
     if chosen in OPENING:
-        ids = [OPENING[chosen]] + [PAD] * (size - 1)
+        ids = _media_opening(chosen, size)
     return chosen, ids
+
+
+def _media_opening(layout: str, size: int) -> list[int]:
+    """An image or speech reply's opening block: its marker, then <pad>."""
+    return [OPENING[layout]] + [PAD] * (size - 1)
 
 
 def trim_silence(codes: Tensor, silence: tuple[int, ...]) -> Tensor:
