@@ -2,13 +2,15 @@
 backbone (random weights: speed does not depend on them).
 
     python -m bench.scale [--size 7b|tiny] [--quantization none|4bit] [--new-tokens 256]
-        [--blocks 16,32] [--steps 4] [--graphs off,on] [--compile] [--json FILE]
+        [--blocks 16,32] [--steps 4,8] [--graphs off,on] [--compile] [--json FILE]
 
 Measures tokens/s of a `--new-tokens` reply: HF AR eager (dynamic KV cache), HF AR with a
 static cache, which transformers compiles (torch.compile + CUDA graphs) on a GPU
 (`--compile`), and DFM block decoding with a fixed number of steps per block for each block
 size, eager (dynamic cache) and with the static cache whose text steps replay as CUDA graphs
-(`--graphs`; no early stop, so the number is a bound, not luck); the
+(`--graphs`: each step of a text block, the sampler's choice and jump included, is one
+replay, and a block's commit rides on the next block's first step; no early stop, so the
+number is a bound, not luck), for each number of steps per block (`@block16-steps4`); the
 time of one DFM denoising step and of one 768-position bidirectional forward; peak GPU memory
 of each. `--size tiny` runs in seconds on CPU (the test suite does that); the 7B numbers need
 a GPU. The JSON is rewritten after every measurement, so a run cut short keeps what it has.
@@ -160,7 +162,7 @@ def main(argv=None) -> dict:
     p.add_argument("--new-tokens", type=int, default=256)
     p.add_argument("--prompt-tokens", type=int, default=32)
     p.add_argument("--blocks", default="16", help="DFM block sizes, comma separated")
-    p.add_argument("--steps", type=int, default=4)
+    p.add_argument("--steps", default="4", help="DFM steps per block, comma separated")
     p.add_argument("--compile", action="store_true",
                    help="also HF with a static cache (compiled by transformers on a GPU)")
     p.add_argument("--graphs", default="off,on",
@@ -168,6 +170,8 @@ def main(argv=None) -> dict:
     p.add_argument("--json")
     a = p.parse_args(argv)
     blocks = [int(b) for b in a.blocks.split(",") if b.strip()]
+    step_counts = [int(k) for k in a.steps.split(",") if k.strip()]
+    shapes = [(b, k) for b in blocks for k in step_counts]
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     quant = None if a.quantization == "none" else a.quantization
@@ -176,7 +180,7 @@ def main(argv=None) -> dict:
     prompt = torch.randint(0, omni.config.text_vocab_size, (1, a.prompt_tokens), device=device)
     result = {"size": a.size, "quantization": a.quantization, "device": str(device),
               "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None,
-              "new_tokens": a.new_tokens, "steps_per_block": a.steps}
+              "new_tokens": a.new_tokens, "steps_per_block": step_counts}
 
     def record(key, value):
         result[key] = round(value, 3) if isinstance(value, float) else value
@@ -188,11 +192,12 @@ def main(argv=None) -> dict:
     modes = [m.strip() == "on" for m in a.graphs.split(",") if m.strip()]
     for graphs in modes:
         name = "dfm_graphs" if graphs else "dfm"
-        for block in blocks:
-            for k, v in dfm_numbers(omni, a.prompt_tokens, a.new_tokens, block, a.steps,
+        for block, steps in shapes:
+            at = f"@block{block}-steps{steps}"
+            for k, v in dfm_numbers(omni, a.prompt_tokens, a.new_tokens, block, steps,
                                     device, graphs).items():
-                record(f"{k.replace('dfm', name, 1)}@block{block}", v)
-            record(f"{name}_peak_gb@block{block}", peak_gb(device))
+                record(f"{k.replace('dfm', name, 1)}{at}", v)
+            record(f"{name}_peak_gb{at}", peak_gb(device))
     record("forward_768_ms", forward_ms(omni, 768, device))
     record("hf_eager_tokens_per_s", hf_tokens_per_s(ar, prompt, a.new_tokens, device,
                                                     static=False))
@@ -207,9 +212,9 @@ def main(argv=None) -> dict:
             record("hf_static_compiled_error", f"{type(e).__name__}: {e}"[:300])
     for graphs in modes:
         name = "dfm_graphs" if graphs else "dfm"
-        for block in blocks:
-            record(f"{name}_over_best_ar@block{block}",
-                   result[f"{name}_tokens_per_s@block{block}"] / best_ar)
+        for block, steps in shapes:
+            at = f"@block{block}-steps{steps}"
+            record(f"{name}_over_best_ar{at}", result[f"{name}_tokens_per_s{at}"] / best_ar)
     print(json.dumps(result, indent=1))
     return result
 

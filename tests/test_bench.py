@@ -13,13 +13,18 @@ ROW_KEYS = {"mode", "cache", "dynamic", "task", "accuracy", "latency_p50_ms", "l
 
 @pytest.mark.slow
 def test_scale_runs_tiny_on_cpu():
-    r = scale.main(["--size", "tiny", "--new-tokens", "32", "--steps", "2", "--blocks", "16,32"])
-    assert r["dfm_steps@block16"] == 1 + 2 * 2  # the layout token, then 2 blocks x 2 steps
-    assert r["dfm_steps@block32"] == 1 + 1 * 2
-    assert r["dfm_graphs_steps@block16"] == r["dfm_steps@block16"]
-    for k in ("hf_eager_tokens_per_s", "dfm_tokens_per_s@block16", "dfm_step_ms@block32",
-              "forward_768_ms", "dfm_over_best_ar@block16", "dfm_graphs_tokens_per_s@block16",
-              "dfm_graphs_over_best_ar@block32"):
+    r = scale.main(["--size", "tiny", "--new-tokens", "32", "--steps", "2,3",
+                    "--blocks", "16,32"])
+    # the layout token, then blocks x steps; the same steps with graphs
+    assert r["dfm_steps@block16-steps2"] == 1 + 2 * 2
+    assert r["dfm_steps@block32-steps3"] == 1 + 1 * 3
+    assert r["dfm_graphs_steps@block16-steps3"] == r["dfm_steps@block16-steps3"]
+    # a block's commit rides on the next block's first step: one pass a step, and one for
+    # the prompt with the layout token
+    assert r["dfm_graphs_forwards@block16-steps2"] == 1 + 2 * 2
+    for k in ("hf_eager_tokens_per_s", "dfm_tokens_per_s@block16-steps2",
+              "dfm_step_ms@block32-steps2", "forward_768_ms", "dfm_over_best_ar@block16-steps3",
+              "dfm_graphs_tokens_per_s@block16-steps2", "dfm_graphs_over_best_ar@block32-steps3"):
         assert r[k] > 0
 
 

@@ -165,6 +165,12 @@ def test_static_cache_matches_the_dynamic_one(model, layout):
     assert_same_reply(static, dynamic)
     assert isinstance(static.state.cache, StaticCache)
     assert static.stats.forward_passes == dynamic.stats.forward_passes
+    if layout == "text":  # every text step was one whole step: the fused commits too
+        n = model.config.block_size
+        assert {k[:3] for k in static.state.steps} == {
+            (n, 1, False),   # the layout token cached with the first block's first step
+            (n, n, False),   # the first block cached with the second block's first step
+            (n, 0, False), (n, 0, True)}
 
 
 def test_static_cache_is_reused_across_turns_and_recycled(model):

@@ -15,10 +15,12 @@ Each module's docstring carries its own equations next to the code.
 from nextomni.dfm.loss import dfm_loss, drop_condition, noise_targets, sample_time
 from nextomni.dfm.path import MaskedPath, MetricPath
 from nextomni.dfm.sampler import (
-    SamplerStep, choose_x1, euler_jump, euler_sample, euler_steps, guided,
+    SamplerStep, choose_x1, draw_source, euler_jump, euler_sample, euler_steps, guided,
+    make_time_grid, space_masks,
 )
 
 __all__ = [
     "MetricPath", "MaskedPath", "euler_sample", "euler_steps", "euler_jump", "SamplerStep",
-    "choose_x1", "guided", "dfm_loss", "noise_targets", "sample_time", "drop_condition",
+    "choose_x1", "guided", "draw_source", "make_time_grid", "space_masks", "dfm_loss",
+    "noise_targets", "sample_time", "drop_condition",
 ]

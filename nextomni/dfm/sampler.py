@@ -109,22 +109,35 @@ def _predict_x1(out: Logits, masks: list[Tensor], x_t: Tensor, temperature, top_
     return x1
 
 
-def euler_jump(path, x_t: Tensor, x1: Tensor, t: float, h: float,
+def euler_jump(path, x_t: Tensor, x1: Tensor, t: float | Tensor, h: float | Tensor,
                generator: torch.Generator | None = None) -> Tensor:
-    """One Euler step of one path's chain, chunked over positions to bound memory."""
+    """One Euler step of one path's chain, chunked over positions to bound memory. `t` and `h`
+    may be 0-dim tensors, and nothing here waits for the device or depends on the values
+    drawn, so the step can be captured in a CUDA graph: every position draws whether it jumps
+    and where (x ~ u by the Gumbel-max trick: argmax log u(x) + G(x); u = 0 is never drawn),
+    and only the jumping ones move."""
     flat_z, flat_x1 = x_t.reshape(-1), x1.reshape(-1)
     out = flat_z.clone()
     chunk = max(1, (1 << 22) // path.vocab_size)
     for i in range(0, flat_z.numel(), chunk):
         z, y = flat_z[i:i + chunk], flat_x1[i:i + chunk]
         u = path.velocity(z, y, t, validate=False)                       # [n, K]
-        total = u.sum(-1)
-        p_jump = 1 - torch.exp(-h * total)
+        p_jump = 1 - torch.exp(-h * u.sum(-1))
         jump = torch.rand(z.shape, generator=generator, device=z.device) < p_jump
-        if jump.any():
-            target = torch.multinomial(u[jump], 1, generator=generator)[:, 0]
-            out[i:i + chunk][jump] = target
+        gumbel = -(-torch.rand(u.shape, generator=generator, device=u.device).log()).log()
+        target = (u.log() + gumbel).argmax(-1)
+        out[i:i + chunk] = torch.where(jump, target, z)
     return out.reshape(x_t.shape)
+
+
+def draw_source(x_init: Tensor, masks: list[Tensor], fixed: Tensor, paths,
+                generator: torch.Generator | None = None) -> Tensor:
+    """x_0: every variable not `fixed` redrawn from its path's source distribution."""
+    x_t = x_init.clone()
+    for mask, path in zip(masks, paths):
+        free = mask & ~fixed
+        x_t[free] = path.sample_source((int(free.sum()),), generator).to(x_t.device)
+    return x_t
 
 
 def euler_steps(denoiser: Denoiser, x_init: Tensor, paths, *, space: Tensor | None = None,
@@ -139,13 +152,10 @@ def euler_steps(denoiser: Denoiser, x_init: Tensor, paths, *, space: Tensor | No
     paths = list(paths) if isinstance(paths, (list, tuple)) else [paths]
     if x_init.dim() != 2:
         raise ValueError(f"x_init must be [B, N], got {tuple(x_init.shape)}")
-    grid = _time_grid(steps, time_grid)
+    grid = make_time_grid(steps, time_grid)
     masks = [m.to(x_init.device) for m in space_masks(space, x_init.shape, len(paths))]
     fixed = _fixed_mask(fixed, x_init)
-    x_t = x_init.clone()
-    for mask, path in zip(masks, paths):
-        free = mask & ~fixed
-        x_t[free] = path.sample_source((int(free.sum()),), generator).to(x_t.device)
+    x_t = draw_source(x_init, masks, fixed, paths, generator)
     total = len(grid) - 1
     # the paths that hold free variables, found once: each test waits for the device
     moving = [(mask & ~fixed, path) for mask, path in zip(masks, paths)]
@@ -176,7 +186,8 @@ def euler_sample(denoiser: Denoiser, x_init: Tensor, paths, *,
     return x_t
 
 
-def _time_grid(steps: int, time_grid: Tensor | None) -> Tensor:
+def make_time_grid(steps: int, time_grid: Tensor | None = None) -> Tensor:
+    """The times of a run: `time_grid` checked, or `steps` even steps over [0, 1]."""
     if time_grid is None:
         if not isinstance(steps, int) or steps < 1:
             raise ValueError(f"steps must be a positive integer, got {steps!r}")

@@ -25,10 +25,10 @@ from typing import Generator as Gen
 import torch
 from torch import Tensor
 
-from nextomni.dfm import choose_x1, euler_steps
+from nextomni.dfm import choose_x1, draw_source, euler_steps, make_time_grid, space_masks
 from nextomni.model.config import AUDIO, IMAGE, TEXT
 from nextomni.model.decoding import DecodeOptions, DecodeStats, StepEvent
-from nextomni.model.graphs import StaticCache, TextStep
+from nextomni.model.graphs import StaticCache, TextDenoiseStep
 from nextomni.model.modeling import OmniModel
 from nextomni.model.prompt_cache import PromptCache, choose_cache
 from nextomni.model.sequence import Block, Sequence, text_block, variable_spaces
@@ -95,19 +95,6 @@ class BlockDecoder:
             self.cache.crop(-n)
         return out.last_hidden_state
 
-    def _graphed(self, block: dict) -> Tensor | None:
-        """Hidden states of an all-text block through its captured step (None when graphs
-        are off or the block holds codes)."""
-        if not isinstance(self.cache, StaticCache) or bool((block["kind"] != TEXT).any()):
-            return None
-        n = block["kind"].shape[1]
-        if n not in self._text_steps:
-            self._text_steps[n] = TextStep(self.model, self.cache, n)
-        self._count(n, self.cache.get_seq_length())
-        h = self._text_steps[n](block["ids"][0, :, 0])
-        self.cache.crop(-n)
-        return h
-
     def hidden(self, block: dict) -> Tensor:
         """Hidden states [n, H] of the current block's positions; the block is not kept,
         the pending positions before it are (computed in the same pass)."""
@@ -117,8 +104,6 @@ class BlockDecoder:
             return self._forward(full, past=False, keep=False)[0, -n:]
         pending = self._pending()
         if pending is None:
-            if (h := self._graphed(block)) is not None:
-                return h
             return self._forward(block, past=True, keep=False)[0]
         both = {k: torch.cat([pending[k], block[k]], 1) for k in block}
         h = self._forward(both, past=True, keep=True)[0, -n:]
@@ -174,21 +159,90 @@ class BlockDecoder:
         x_init = block["ids"].reshape(1, n * g)
         space = variable_spaces(self.model.config, block["kind"]).reshape(1, n * g)
         fixed = space < 0
-        step = BlockStep(self, blk, block, banned)
         total = steps or self.opt.steps
-        final = before = None
-        for state in euler_steps(step, x_init, self.paths, space=space, fixed=fixed,
-                                 steps=total, generator=self.generator):
-            self.stats.steps += 1
-            settled = self.opt.settle and before is not None and torch.equal(state.x1, before)
-            done = state.step == total or step.confidence >= self.opt.confidence or settled
-            final, before = (state.x1 if done else state.x_t), state.x1
-            yield StepEvent(layout, index, state.step, total, final.reshape(n, g),
-                            state.x1.reshape(n, g), final=done)
-            if done:
-                break
+        if self._graphable(block, banned):
+            final = yield from self._denoise_whole(block, layout, index, total, x_init, space)
+        else:
+            step = BlockStep(self, blk, block, banned)
+            final = before = None
+            for state in euler_steps(step, x_init, self.paths, space=space, fixed=fixed,
+                                     steps=total, generator=self.generator):
+                self.stats.steps += 1
+                done = self._done(state.step, total, step.confidence, state.x1, before)
+                final, before = (state.x1 if done else state.x_t), state.x1
+                yield StepEvent(layout, index, state.step, total, final.reshape(n, g),
+                                state.x1.reshape(n, g), final=done)
+                if done:
+                    break
         self.stats.blocks += 1
         return torch.where(fixed, x_init, final).reshape(n, g)
+
+    def _done(self, step: int, total: int, confidence: float, x1: Tensor,
+              before: Tensor | None) -> bool:
+        """Whether a block stops after this step: its last, every choice sure enough (never
+        with `confidence` 1), or (with `settle`) the same prediction two steps running."""
+        sure = self.opt.confidence < 1 and confidence >= self.opt.confidence
+        settled = self.opt.settle and before is not None and torch.equal(x1, before)
+        return step == total or sure or settled
+
+    # ------------------------------------------------------------------ whole text steps
+    def _graphable(self, block: dict, banned: tuple[int, ...]) -> bool:
+        """Whether the block's steps run as `TextDenoiseStep`s (graphs on: a static cache):
+        text only, nothing banned, and what waits to be cached is text too and of a size that
+        recurs (the layout token or the block before; not a prompt, whose every length would
+        capture a graph of its own)."""
+        if not isinstance(self.cache, StaticCache) or banned \
+                or bool((block["kind"] != TEXT).any()):
+            return False
+        pending = self._pending()
+        if pending is None:
+            return True
+        p = pending["kind"].shape[1]
+        return p in (1, block["kind"].shape[1]) and not bool((pending["kind"] != TEXT).any())
+
+    def _denoise_whole(self, block: dict, layout: str, index: int, total: int,
+                       x_init: Tensor, space: Tensor) -> Gen[StepEvent, None, Tensor]:
+        """`euler_steps` over an all-text block, each step one `TextDenoiseStep` (one graph
+        replay on a GPU); the source drawn and the steps taken as `euler_steps` would."""
+        n, g = block["ids"].shape[1:]
+        masks = space_masks(space, x_init.shape, len(self.paths))
+        fixed = space < 0
+        x_t = draw_source(x_init, masks, fixed, self.paths, self.generator)
+        grid = make_time_grid(total)
+        pending = self._pending()
+        x, before, final = x_t.reshape(n, g)[:, 0], None, None
+        for i in range(total):
+            t, t_next = float(grid[i]), float(grid[i + 1])
+            p = 0 if pending is None else pending["kind"].shape[1]
+            key = (n, p, t_next >= 1.0, self.opt.temperature, self.opt.top_k)
+            if key not in self._text_steps:
+                self._text_steps[key] = TextDenoiseStep(
+                    self.model, self.cache, self.paths[0], n, pending=p, final=key[2],
+                    temperature=self.opt.temperature, top_k=self.opt.top_k)
+            self._count(p + n, self.cache.get_seq_length())
+            x1, x, confidence = self._text_steps[key](
+                None if pending is None else pending["ids"][0, :, 0], x, t, t_next - t,
+                self.generator)
+            pending = None
+            self.stats.steps += 1
+            # read back only when it decides something: each read waits for the device
+            sure = float(confidence) if self.opt.confidence < 1 else 0.0
+            done = self._done(i + 1, total, sure, x1, before)
+            before = x1
+            final = x_init.reshape(n, g).clone()
+            final[:, 0] = x1 if done else x
+            yield StepEvent(layout, index, i + 1, total, final, self._with(x_init, x1),
+                            final=done)
+            if done:
+                break
+        return final.reshape(1, n * g)
+
+    @staticmethod
+    def _with(x_init: Tensor, text: Tensor) -> Tensor:
+        """x_init [1, n * G] as [n, G] with the text ids in column 0."""
+        out = x_init.reshape(text.shape[0], -1).clone()
+        out[:, 0] = text
+        return out
 
 
 class BlockStep:
