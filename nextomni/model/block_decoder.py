@@ -229,8 +229,7 @@ class BlockDecoder:
             sure = float(confidence) if self.opt.confidence < 1 else 0.0
             done = self._done(i + 1, total, sure, x1, before)
             before = x1
-            final = x_init.reshape(n, g).clone()
-            final[:, 0] = x1 if done else x
+            final = self._with(x_init, x1 if done else x)
             yield StepEvent(layout, index, i + 1, total, final, self._with(x_init, x1),
                             final=done)
             if done:
