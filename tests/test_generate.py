@@ -331,3 +331,25 @@ def test_a_settled_block_stops_and_images_take_their_own_steps(model):
     assert settled.text_ids == full.text_ids == [30] * (1 + 2 * TINY.block_size)
     image = run(model, layout="image", steps=8, image_steps=3, confidence=1.0)
     assert image.stats.steps == 3
+
+
+@torch.no_grad()
+def test_whole_text_steps_cache_only_text_of_one_segment(model):
+    """What waits to be cached rides on a whole step only if it is one segment of text: the
+    step lets those positions attend to each other, which is right for a block, wrong for a
+    turn and the next turn's header."""
+    from nextomni.model.block_decoder import BlockDecoder
+    from nextomni.model.sequence import text_block
+
+    opts = DecodeOptions(steps=2, confidence=1.0, dynamic=False, fixed_blocks=2, graphs=True)
+    n = TINY.block_size
+    dec = BlockDecoder(model, prompt().build(), opts, torch.Generator().manual_seed(0))
+    block = dec.tensors(text_block(TINY, [PAD] * n))
+    assert not dec._graphable(block, ())  # the prompt waits: it has turns of its own
+    list(dec.steps_of(text_block(TINY, [PAD]), "text", 0))  # caches the prompt, writes one
+    assert dec._graphable(block, ())
+    assert not dec._graphable(block, (EOS,))  # a banned id: the eager step
+    one = dec.tensors(text_block(TINY, [5] * n))
+    two = {**one, "segment": one["segment"] + (torch.arange(n) >= n // 2)}
+    dec._commit(two)  # n positions in two segments, not yet cached
+    assert not dec._graphable(block, ())

@@ -187,18 +187,23 @@ class BlockDecoder:
 
     # ------------------------------------------------------------------ whole text steps
     def _graphable(self, block: dict, banned: tuple[int, ...]) -> bool:
-        """Whether the block's steps run as `TextDenoiseStep`s (graphs on: a static cache):
-        text only, nothing banned, and what waits to be cached is text too and of a size that
-        recurs (the layout token or the block before; not a prompt, whose every length would
-        capture a graph of its own)."""
+        """Whether the block's steps run as `TextDenoiseStep`s (graphs on: a static cache, a
+        backbone on one device with full attention in every layer): text only, nothing
+        banned, and what waits to be cached is text of one segment (the step lets it attend
+        within itself) and of a size that recurs: the layout token or the block before, not a
+        prompt, whose every length would capture a graph of its own."""
+        backbone = self.model.backbone
         if not isinstance(self.cache, StaticCache) or banned \
+                or hasattr(backbone, "hf_device_map") \
+                or getattr(backbone, "has_sliding_layers", False) \
                 or bool((block["kind"] != TEXT).any()):
             return False
         pending = self._pending()
         if pending is None:
             return True
-        p = pending["kind"].shape[1]
-        return p in (1, block["kind"].shape[1]) and not bool((pending["kind"] != TEXT).any())
+        p, segment = pending["kind"].shape[1], pending["segment"]
+        return p in (1, block["kind"].shape[1]) and not bool((pending["kind"] != TEXT).any()) \
+            and bool((segment == segment[:, :1]).all())
 
     def _denoise_whole(self, block: dict, layout: str, index: int, total: int,
                        x_init: Tensor, space: Tensor) -> Gen[StepEvent, None, Tensor]:

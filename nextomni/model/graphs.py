@@ -39,6 +39,7 @@ class StaticCache:
         self.values = [torch.zeros_like(k) for k in self.keys]
         self.capacity, self.length = capacity, 0
         self.device = torch.device(device)
+        self.pool = None  # the memory pool of the steps captured against this cache
         self._arange = torch.arange(capacity, device=device)
         self._slots: dict[int, Tensor] = {}   # per forward length: where it writes
         self._masks: dict[tuple, Tensor] = {}  # per (pending, n): [1, 1, q, capacity]
@@ -132,11 +133,16 @@ class TextDenoiseStep:
                                                   generator)
         return x1, x_next, confidence
 
+    @torch.no_grad()
     def _capture(self) -> None:
         """Record the step. It draws from a generator of its own, registered with the graph;
-        each call hands it the caller's generator state and takes the state back."""
+        each call hands it the caller's generator state (or the device's default one) and
+        takes the advanced state back. The steps of one cache share a memory pool: they
+        replay one after another, and their outputs are copied out at once."""
         cache, q = self.cache, self.pending + self.n
         self.generator = torch.Generator(cache.device)
+        if cache.pool is None:
+            cache.pool = torch.cuda.graph_pool_handle()
         cache.begin(q)  # warm-up and capture write into the slots the next step overwrites
         cache.visible(self.n, self.pending)
         stream = torch.cuda.Stream()
@@ -147,7 +153,7 @@ class TextDenoiseStep:
         torch.cuda.current_stream().wait_stream(stream)
         self.graph = torch.cuda.CUDAGraph()
         self.graph.register_generator_state(self.generator)
-        with torch.cuda.graph(self.graph):
+        with torch.cuda.graph(self.graph, pool=cache.pool, stream=stream):
             self.out = self._run(self.generator)
         cache.crop(-q)
 
@@ -167,11 +173,11 @@ class TextDenoiseStep:
         if self.graph is None:
             out = self._run(generator)
         else:
-            if generator is not None:
-                self.generator.set_state(generator.get_state())
+            source = generator if generator is not None else \
+                torch.cuda.default_generators[self.cache.device.index or 0]
+            self.generator.set_state(source.get_state())
             self.graph.replay()
-            if generator is not None:
-                generator.set_state(self.generator.get_state())
+            source.set_state(self.generator.get_state())
             out = tuple(o.clone() for o in self.out)  # the next replay overwrites them
         self.cache.crop(-self.n)
         return out
