@@ -118,7 +118,6 @@ def release(device) -> None:
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
 
 
 def resident_gb(device) -> float | None:

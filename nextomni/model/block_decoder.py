@@ -161,7 +161,8 @@ class BlockDecoder:
         fixed = space < 0
         total = steps or self.opt.steps
         if self._graphable(block, banned):
-            final = yield from self._denoise_whole(block, layout, index, total, x_init, space)
+            final = yield from self._denoise_whole(block, layout, index, total, x_init, space,
+                                                   fixed)
         else:
             step = BlockStep(self, blk, block, banned)
             final = before = None
@@ -206,12 +207,12 @@ class BlockDecoder:
             and bool((segment == segment[:, :1]).all())
 
     def _denoise_whole(self, block: dict, layout: str, index: int, total: int,
-                       x_init: Tensor, space: Tensor) -> Gen[StepEvent, None, Tensor]:
+                       x_init: Tensor, space: Tensor, fixed: Tensor
+                       ) -> Gen[StepEvent, None, Tensor]:
         """`euler_steps` over an all-text block, each step one `TextDenoiseStep` (one graph
         replay on a GPU); the source drawn and the steps taken as `euler_steps` would."""
         n, g = block["ids"].shape[1:]
         masks = space_masks(space, x_init.shape, len(self.paths))
-        fixed = space < 0
         x_t = draw_source(x_init, masks, fixed, self.paths, self.generator)
         grid = make_time_grid(total)
         pending = self._pending()
