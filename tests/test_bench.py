@@ -225,3 +225,32 @@ def test_reply_profile_splits_each_reply_by_kind_of_work(tmp_path):
         assert "matrix products" in r[name]["shares"]
     assert reply_profile.group_of("~", "<built-in method torch._C._nn.linear>") == \
         "matrix products"
+
+
+def test_eval_table_joins_files_and_checks_each_floor(tmp_path, capsys):
+    from bench import eval_table
+
+    full, held = tmp_path / "full.json", tmp_path / "held.json"
+    full.write_text(json.dumps({"caption_acc": 0.95, "vqa_acc": 0.50, "asr_wer": 0.08,
+                                "tts_wer": 0.40, "n": 200}))
+    held.write_text(json.dumps({"caption_heldout_acc": 0.80, "vqa_heldout_acc": 0.45, "n": 2,
+                                "vqa_heldout_kind": 1.0}))
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"caption_acc": 0.10}))
+    out = tmp_path / "table.json"
+    text = eval_table.main([f"new={full}+{held}", f"old={other}", "--json", str(out)])
+    got = {r["key"]: r for r in json.loads(out.read_text())["rows"]}
+    assert got["caption_acc"]["meets"] == [True, False]
+    assert got["vqa_acc"]["meets"] == [False, False]
+    assert got["asr_wer"]["meets"] == [True, False]  # lower is better; unscored is not met
+    assert got["tts_wer"]["meets"] == [False, False]
+    # held out within 10 points of the template score: 15 points below misses, 5 meets
+    assert got["caption_heldout_acc"]["meets"] == [False, False]
+    assert got["vqa_heldout_acc"]["meets"] == [True, False]
+    assert got["vqa_heldout_kind"]["values"] == [1.0, None]
+    assert "t2i_acc" not in got  # scored by neither
+    assert eval_table.load(f"new={full}+{held}")[1]["n"] == 200  # the first file's wins
+    assert "| captioning, attributes (`caption_acc`) | 95.0% ✓ | 10.0% | >= 90% |" in text
+    with pytest.raises(SystemExit):
+        eval_table.main([f"new={tmp_path / 'missing.json'}"])
+    assert "no such eval result" in capsys.readouterr().err
