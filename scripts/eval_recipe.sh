@@ -7,7 +7,8 @@
 # RUNS_DIR/nano and RUNS_DIR/nano-ar, and those three for the shipped checkpoints (their full
 # numbers are the README's), into bench/results/recipe/ (a result already there is kept);
 # then the table against the floors (bench/eval_table.py) and DFM against AR per reply
-# (bench/dfm_vs_ar.py, n = 50, BENCH_N). Nothing is shipped: scripts/ship_nano.sh does that.
+# (bench/dfm_vs_ar.py at the app's decoding, n = 50, BENCH_N; the cache and length
+# ablations are left out). Nothing is shipped: scripts/ship_nano.sh does that.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GRADIO_ANALYTICS_ENABLED=False HF_HUB_OFFLINE=1
@@ -39,4 +40,4 @@ score "$R/nano-ar" "$ALL" "$OUT/eval-recipe-nano-ar.json"
     "recipe nano=$OUT/eval-recipe-nano.json" "recipe nano-ar=$OUT/eval-recipe-nano-ar.json" \
     --json "$OUT/eval-table.json"
 [ -f "$OUT/dfm-vs-ar.json" ] || "$PY" -m bench.dfm_vs_ar --dfm "$R/nano" --ar "$R/nano-ar" \
-    --n "${BENCH_N:-50}" --json "$OUT/dfm-vs-ar.json"
+    --n "${BENCH_N:-50}" --variants dfm-cache-dynamic,ar --json "$OUT/dfm-vs-ar.json"

@@ -12,7 +12,8 @@ for d in "$DFM" "$AR"; do
   done_in "$d" || { echo "not trained: $d" >&2; exit 1; }
 done
 rm -rf checkpoints/.nano.new checkpoints/.nano-ar.new checkpoints/.nano.old checkpoints/.nano-ar.old
-cp -r "$DFM" checkpoints/.nano.new
+# -L: a run links the tokenizers it was trained with; the shipped folder holds them
+cp -rL "$DFM" checkpoints/.nano.new
 mkdir checkpoints/.nano-ar.new
 cp -r "$AR/config.json" "$AR/model.safetensors" "$AR/backbone" \
     checkpoints/.nano-ar.new/

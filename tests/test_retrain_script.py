@@ -145,3 +145,35 @@ def test_the_recipe_command_trains_both_twins_on_one_bank(tmp_path):
         assert uses_bf16(dfm, "cuda") and uses_bf16(dfm, "cpu") == (gpu == "1")
         assert (dfm.minutes is not None) == (gpu == "1") and (dfm.threads == 1) == (gpu == "0")
     assert not (tmp_path / "r").exists()
+
+
+def test_shipping_a_recipe_run_copies_the_tokenizers_it_links(tmp_path):
+    """A run of scripts/train_nano_recipe.sh links the shipped tokenizers it trained with
+    (runs/recipe/nano/tokenizer.json -> ../../../checkpoints/nano/tokenizer.json); shipping
+    it replaces checkpoints/nano, so the links must become files first."""
+    tree = tmp_path / "tree"
+    (tree / "scripts").mkdir(parents=True)
+    (tree / "scripts" / "ship_nano.sh").write_text((ROOT / "scripts" / "ship_nano.sh").read_text())
+    shipped = tree / "checkpoints" / "nano"
+    (shipped / "image_tokenizer").mkdir(parents=True)
+    (shipped / "audio_tokenizer").mkdir()
+    (shipped / "tokenizer.json").write_text('{"bpe": 1}')
+    (shipped / "image_tokenizer" / "model.safetensors").write_bytes(b"image")
+    (shipped / "model.safetensors").write_bytes(b"old")
+    for name in ("nano", "nano-ar"):
+        run = tree / "runs" / "recipe" / name
+        (run / "backbone").mkdir(parents=True)
+        (run / "model.safetensors").write_bytes(f"new {name}".encode())
+        (run / "config.json").write_text("{}")
+        for t in ("tokenizer.json", "image_tokenizer", "audio_tokenizer"):
+            (run / t).symlink_to(Path("../../../checkpoints/nano") / t)
+    subprocess.run(["bash", "scripts/ship_nano.sh", "runs/recipe/nano", "runs/recipe/nano-ar"],
+                   cwd=tree, check=True, capture_output=True)
+    nano = tree / "checkpoints" / "nano"
+    assert (nano / "model.safetensors").read_bytes() == b"new nano"
+    assert not (nano / "tokenizer.json").is_symlink()
+    assert (nano / "tokenizer.json").read_text() == '{"bpe": 1}'
+    assert (nano / "image_tokenizer" / "model.safetensors").read_bytes() == b"image"
+    ar = tree / "checkpoints" / "nano-ar"
+    assert (ar / "model.safetensors").read_bytes() == b"new nano-ar"
+    assert (ar / "tokenizer.json").read_text() == '{"bpe": 1}'
