@@ -72,6 +72,20 @@ def test_command_line_reaches_the_config():
             parse_args(bad)
 
 
+def test_help_lists_every_flag(capsys):
+    """--help formats every help string (argparse reads % in them as a format)."""
+    from nextomni.train.config import OmniTrainConfig
+    from nextomni.train.omni import parse_args
+
+    with pytest.raises(SystemExit) as done:
+        parse_args(["--help"])
+    assert done.value.code == 0
+    shown = capsys.readouterr().out
+    assert "cosine to 10%)" in shown
+    for name in OmniTrainConfig.__dataclass_fields__:
+        assert "--" + name.replace("_", "-") in shown
+
+
 @pytest.mark.slow
 def test_tiny_pipeline_trains_exports_and_evaluates(tmp_path, monkeypatch):
     out = tmp_path / "ckpt"

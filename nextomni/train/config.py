@@ -118,7 +118,8 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     hints = get_type_hints(OmniTrainConfig)
     for f in dataclasses.fields(OmniTrainConfig):
-        kind, help_ = hints[f.name], f.metadata["help"]
+        # argparse formats help strings with %: a literal one is written %%
+        kind, help_ = hints[f.name], f.metadata["help"].replace("%", "%%")
         if kind is bool:
             if f.default:
                 p.add_argument(_flag("no_" + f.name), dest=f.name, action="store_false",
