@@ -1,12 +1,16 @@
 """Eval results of several models side by side against the quality floors (docs/recipe.md):
 
-    python -m bench.eval_table NAME=FILE[+FILE...] [NAME=FILE ...] [--json OUT]
+    python -m bench.eval_table NAME=FILE[+FILE...] [NAME=FILE ...] [--against NAME] [--json OUT]
 
 Each FILE is the JSON of `python -m nextomni.eval --json`; several files joined by `+` make
 one model's column (e.g. the full run and its held-out phrasings). Prints a markdown table,
 one row per metric with its floor and whether each model meets it; `--json` also writes
 {"models": [...], "rows": [{"key", "floor", "values", "meets"}]}. A metric a model was not
 scored on is left empty and does not count as met.
+
+`--against NAME` applies the shipping rule of docs/recipe.md to every other model: it replaces
+NAME when it is better on more rows than it is worse and meets no fewer floors (rows either
+model was not scored on are not compared); the verdicts go under "against" in the JSON.
 """
 
 from __future__ import annotations
@@ -81,6 +85,43 @@ def rows(models: list[tuple[str, dict]]) -> list[dict]:
     return out
 
 
+def against(models: list[tuple[str, dict]], body: list[dict], base: str) -> dict:
+    """Per model other than `base`: rows better / worse than it, floors met by each, and
+    whether the shipping rule says it replaces `base`."""
+    names = [n for n, _ in models]
+    if base not in names:
+        raise ValueError(f"--against {base!r} is none of the models {names}")
+    lower = {key: low for key, _, _, low in FLOORS}
+    b = names.index(base)
+    out = {}
+    for i, name in enumerate(names):
+        if i == b:
+            continue
+        better = worse = 0
+        for r in body:
+            new, old = r["values"][i], r["values"][b]
+            if new is None or old is None or new == old:
+                continue
+            if (new < old) == lower[r["key"]]:
+                better += 1
+            else:
+                worse += 1
+        floors = sum(bool(r["meets"][i]) for r in body)
+        base_floors = sum(bool(r["meets"][b]) for r in body)
+        out[name] = {"better": better, "worse": worse, "floors": floors,
+                     "base_floors": base_floors,
+                     "replaces": better > worse and floors >= base_floors}
+    return out
+
+
+def verdicts(base: str, result: dict) -> str:
+    return "\n".join(
+        f"{name} against {base}: better on {v['better']} rows, worse on {v['worse']}; floors "
+        f"met {v['floors']} against {v['base_floors']}: "
+        f"{'replaces it' if v['replaces'] else 'does not replace it'}"
+        for name, v in result.items())
+
+
 def table(models: list[tuple[str, dict]], body: list[dict]) -> str:
     head = ["metric (key)", *(name for name, _ in models), "floor"]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
@@ -97,18 +138,25 @@ def main(argv=None) -> str:
     p = argparse.ArgumentParser(prog="python -m bench.eval_table", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("models", nargs="+", metavar="NAME=FILE[+FILE...]")
+    p.add_argument("--against", metavar="NAME", default=None,
+                   help="the shipped model: say which others the shipping rule prefers")
     p.add_argument("--json", type=Path, default=None)
     a = p.parse_args(argv)
     try:
         models = [load(s) for s in a.models]
+        body = rows(models)
+        judged = against(models, body, a.against) if a.against else None
     except (ValueError, FileNotFoundError) as e:
         p.error(str(e))
-    body = rows(models)
     out = table(models, body)
+    if judged is not None:
+        out += "\n\n" + verdicts(a.against, judged)
     print(out)
     if a.json:
-        a.json.write_text(json.dumps({"models": [n for n, _ in models], "rows": body},
-                                     indent=1) + "\n")
+        result = {"models": [n for n, _ in models], "rows": body}
+        if judged is not None:
+            result["against"] = {"base": a.against, **judged}
+        a.json.write_text(json.dumps(result, indent=1) + "\n")
     return out
 
 

@@ -38,6 +38,6 @@ score "$R/nano-ar" "$ALL" "$OUT/eval-recipe-nano-ar.json"
     "shipped nano=$SHIPPED/eval-nano-gen5.json+$OUT/eval-shipped-nano-heldout.json" \
     "shipped nano-ar=$SHIPPED/eval-nano-ar-gen5.json+$OUT/eval-shipped-nano-ar-heldout.json" \
     "recipe nano=$OUT/eval-recipe-nano.json" "recipe nano-ar=$OUT/eval-recipe-nano-ar.json" \
-    --json "$OUT/eval-table.json"
+    --against "shipped nano" --json "$OUT/eval-table.json"
 [ -f "$OUT/dfm-vs-ar.json" ] || "$PY" -m bench.dfm_vs_ar --dfm "$R/nano" --ar "$R/nano-ar" \
     --n "${BENCH_N:-50}" --variants dfm-cache-dynamic,ar --json "$OUT/dfm-vs-ar.json"

@@ -254,3 +254,37 @@ def test_eval_table_joins_files_and_checks_each_floor(tmp_path, capsys):
     with pytest.raises(SystemExit):
         eval_table.main([f"new={tmp_path / 'missing.json'}"])
     assert "no such eval result" in capsys.readouterr().err
+
+
+def test_eval_table_applies_the_shipping_rule(tmp_path, capsys):
+    from bench import eval_table
+
+    def result(name, **metrics):
+        (tmp_path / name).write_text(json.dumps(metrics))
+        return f"{name[:-5]}={tmp_path / name}"
+
+    old = result("old.json", caption_acc=0.50, vqa_acc=0.50, asr_wer=0.30, tts_wer=0.70)
+    # better on three rows (lower WER is better), worse on one, no floor lost
+    up = result("up.json", caption_acc=0.60, vqa_acc=0.40, asr_wer=0.20, tts_wer=0.60)
+    # better on three rows, worse on one, and two floors met where the old model met none
+    trade = result("trade.json", caption_acc=0.95, vqa_acc=0.96, asr_wer=0.31, tts_wer=0.50)
+    tie = result("tie.json", caption_acc=0.50, vqa_acc=0.60, asr_wer=0.40)  # 1 up, 1 down
+    out = tmp_path / "t.json"
+    eval_table.main([up, trade, tie, old.replace("old=", "base="), "--against", "base",
+                     "--json", str(out)])
+    got = json.loads(out.read_text())["against"]
+    assert got["base"] == "base"
+    assert got["up"] == {"better": 3, "worse": 1, "floors": 0, "base_floors": 0,
+                         "replaces": True}
+    assert (got["trade"]["better"], got["trade"]["worse"], got["trade"]["floors"]) == (3, 1, 2)
+    assert got["trade"]["replaces"]
+    assert got["tie"]["better"] == 1 and got["tie"]["worse"] == 1 and not got["tie"]["replaces"]
+    assert "up against base: better on 3 rows, worse on 1" in capsys.readouterr().out
+    floor = result("floor.json", caption_acc=0.91, vqa_acc=0.10, asr_wer=0.5, tts_wer=0.9)
+    lost = result("lost.json", caption_acc=0.89, vqa_acc=0.2, asr_wer=0.4, tts_wer=0.8)
+    eval_table.main([lost, floor, "--against", "floor", "--json", str(out)])
+    got = json.loads(out.read_text())["against"]["lost"]
+    assert got["better"] == 3 and got["floors"] == 0 < got["base_floors"] and not got["replaces"]
+    with pytest.raises(SystemExit):
+        eval_table.main([up, "--against", "nobody"])
+    assert "none of the models" in capsys.readouterr().err
