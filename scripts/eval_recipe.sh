@@ -7,9 +7,9 @@
 # RUNS_DIR/nano and RUNS_DIR/nano-ar, and those three for the shipped checkpoints (their full
 # numbers are the README's), into bench/results/recipe/ (a result already there is kept);
 # then the table against the floors with the shipping rule's verdict (bench/eval_table.py
-# --against) and DFM against AR per reply
-# (bench/dfm_vs_ar.py at the app's decoding, n = 50, BENCH_N; the cache and length
-# ablations are left out). Nothing is shipped: scripts/ship_nano.sh does that.
+# --against), and DFM against AR per reply at the app's decoding (bench/dfm_vs_ar.py, n = 50,
+# BENCH_N; its cache and length ablations are left out). Nothing is shipped:
+# scripts/ship_nano.sh does that.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GRADIO_ANALYTICS_ENABLED=False HF_HUB_OFFLINE=1

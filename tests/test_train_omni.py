@@ -74,7 +74,6 @@ def test_command_line_reaches_the_config():
 
 def test_help_lists_every_flag(capsys):
     """--help formats every help string (argparse reads % in them as a format)."""
-    from nextomni.train.config import OmniTrainConfig
     from nextomni.train.omni import parse_args
 
     with pytest.raises(SystemExit) as done:
